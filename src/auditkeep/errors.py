@@ -1,0 +1,151 @@
+"""The one exception root of auditkeep and its tree.
+
+    AuditkeepError
+    ├── ValidationError          input that breaks schema v1 or a request rule (400)
+    │   └── PayloadTooLarge      body, batch or event over its limit (413)
+    ├── AuthError                missing or unknown token (401)
+    │   └── ForbiddenError       token lacks the scope or the tenant (403)
+    ├── NotFoundError            no such tenant, seq, event or checkpoint (404)
+    ├── ConflictError            same event id, different content (409)
+    ├── Pushback                 a sequencer queue is full; retry later (503)
+    ├── ProofError               a proof or checkpoint does not verify
+    │   └── NoteError            a signed note or verifier key is malformed
+    ├── StorageError             the backend failed (driver errors are mapped to this)
+    │   └── CorruptionError      stored bytes cannot be decoded
+    └── ConfigError              bad configuration or data directory
+
+Every error carries the HTTP status it maps to and, where input is at fault, a list
+of `FieldProblem`s naming each offending field by JSON pointer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One bad field: where it is (JSON pointer), what was expected, what arrived."""
+
+    pointer: str
+    detail: str
+    expected: str | None = None
+    actual: str | None = None
+    index: int | None = None  # the event's position in a batch, when there is one
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"pointer": self.pointer, "detail": self.detail}
+        if self.index is not None:
+            out["index"] = self.index
+        if self.expected is not None:
+            out["expected"] = self.expected
+        if self.actual is not None:
+            out["actual"] = self.actual
+        return out
+
+
+class AuditkeepError(Exception):
+    """Root of every error auditkeep raises on purpose."""
+
+    status = 500
+    title = "Internal error"
+    slug = "internal"
+
+    def __init__(self, detail: str, *, problems: list[FieldProblem] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.problems: list[FieldProblem] = problems or []
+
+
+class ValidationError(AuditkeepError):
+    status = 400
+    title = "Invalid request"
+    slug = "validation"
+
+
+class PayloadTooLarge(ValidationError):
+    status = 413
+    title = "Payload too large"
+    slug = "too-large"
+
+
+class AuthError(AuditkeepError):
+    status = 401
+    title = "Unauthorized"
+    slug = "unauthorized"
+
+
+class ForbiddenError(AuthError):
+    status = 403
+    title = "Forbidden"
+    slug = "forbidden"
+
+
+class NotFoundError(AuditkeepError):
+    status = 404
+    title = "Not found"
+    slug = "not-found"
+
+
+class ConflictError(AuditkeepError):
+    status = 409
+    title = "Conflict"
+    slug = "conflict"
+
+
+class Pushback(AuditkeepError):
+    """The sequencer queue is full. Never a silent drop: the caller must retry."""
+
+    status = 503
+    title = "Overloaded"
+    slug = "overloaded"
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class ProofError(AuditkeepError):
+    status = 422
+    title = "Proof does not verify"
+    slug = "proof"
+
+
+class NoteError(ProofError):
+    title = "Malformed signed note"
+    slug = "note"
+
+
+class StorageError(AuditkeepError):
+    title = "Storage failure"
+    slug = "storage"
+
+
+class CorruptionError(StorageError):
+    title = "Stored data is corrupt"
+    slug = "corruption"
+
+
+class ConfigError(AuditkeepError):
+    status = 500
+    title = "Configuration error"
+    slug = "config"
+
+
+__all__ = [
+    "AuditkeepError",
+    "AuthError",
+    "ConfigError",
+    "ConflictError",
+    "CorruptionError",
+    "FieldProblem",
+    "ForbiddenError",
+    "NotFoundError",
+    "NoteError",
+    "PayloadTooLarge",
+    "ProofError",
+    "Pushback",
+    "StorageError",
+    "ValidationError",
+]
