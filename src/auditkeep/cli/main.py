@@ -1,0 +1,69 @@
+"""The `auditkeep` command: one top-level error handler, one line per user mistake."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import httpx
+
+from auditkeep import __version__
+from auditkeep.errors import AuditkeepError, ConfigError
+
+EXIT_FAILURE = 1  # verify found tampering; a server answered with an error
+EXIT_USAGE = 2  # the command was used wrongly
+
+
+class AuditkeepGroup(click.Group):
+    """Turns every expected error into one line on stderr and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise CliError(exc.detail, EXIT_USAGE) from None
+        except AuditkeepError as exc:
+            raise CliError(exc.detail, EXIT_FAILURE) from None
+        except httpx.HTTPError as exc:
+            raise CliError(f"cannot reach the server: {exc}", EXIT_FAILURE) from None
+        except OSError as exc:
+            raise CliError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+                           EXIT_FAILURE) from None
+
+
+class CliError(click.ClickException):
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"auditkeep: {self.format_message()}", err=True)
+
+
+@click.group(cls=AuditkeepGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="auditkeep")
+def cli() -> None:
+    """auditkeep: a tamper-evident audit log you can prove."""
+
+
+def _register() -> None:
+    from auditkeep.cli import admin, client_cmds, serve, verify_cmd
+
+    cli.add_command(serve.serve)
+    cli.add_command(client_cmds.emit)
+    cli.add_command(client_cmds.search)
+    cli.add_command(client_cmds.proof)
+    cli.add_command(verify_cmd.verify)
+    cli.add_command(admin.keys)
+    cli.add_command(admin.tokens)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="auditkeep", standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)

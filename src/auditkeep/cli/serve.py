@@ -1,0 +1,63 @@
+"""`auditkeep serve`: the server on an embedded data directory."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import click
+import uvicorn
+
+from auditkeep.datadir import DataDir, data_path, open_node
+from auditkeep.errors import ConfigError
+from auditkeep.server.app import create_app
+
+
+@click.command()
+@click.option("--data", "data", envvar="AUDITKEEP_DATA", default=None, metavar="DIR",
+              help="Data directory [default: ./.auditkeep-data; env AUDITKEEP_DATA].")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="AUDITKEEP_HOST")
+@click.option("--port", default=8180, show_default=True, type=click.IntRange(0, 65535),
+              envvar="AUDITKEEP_PORT")
+@click.option("--origin-prefix", default="auditkeep.local", show_default=True,
+              envvar="AUDITKEEP_ORIGIN_PREFIX",
+              help="Checkpoint origins are PREFIX/<log>, e.g. auditkeep.local/acme.")
+@click.option("--queue-limit", default=100_000, show_default=True, type=click.IntRange(1),
+              help="Events a log may have waiting before ingest answers 503.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(data: str | None, host: str, port: int, origin_prefix: str, queue_limit: int,
+          log_level: str) -> None:
+    """Start the HTTP server (creates the data directory on first start)."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    d = DataDir(data_path(data))
+    first = not d.exists()
+    n = open_node(d, origin_prefix=origin_prefix,
+                  sequencer_options={"max_pending": queue_limit})
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        n.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    port = sock.getsockname()[1]
+    url = f"http://{host}:{port}"
+    click.echo(f"auditkeep serving {url}  (data: {d.root.resolve()})")
+    if first or n.created_admin_token:
+        click.echo(f"admin token: {d.admin_token}  (mode 0600; keep it secret)")
+    click.echo("send an event:\n"
+               f"  curl -sS -X POST {url}/v1/events -H \"Authorization: Bearer $(cat "
+               f"{d.admin_token})\" -H 'Content-Type: application/json' -d "
+               "'{\"action\":\"orders.delete\",\"actor\":{\"id\":\"alice\",\"type\":\"user\"},"
+               "\"outcome\":\"success\",\"resource\":{\"type\":\"order\",\"id\":\"42\"}}'",
+               )
+    n.start()
+    config = uvicorn.Config(create_app(n), log_level=log_level, access_log=False,
+                            timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        n.close()

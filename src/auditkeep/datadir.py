@@ -1,0 +1,126 @@
+"""A data directory: where the embedded default keeps everything, and how it is opened.
+
+    DATA/auditkeep.db        the logs (SQLite, WAL, synchronous=FULL)
+    DATA/search.db           the search index (rebuildable from the logs)
+    DATA/keys/*.key          Ed25519 signing keys (0600)
+    DATA/journal/*.checkpoints  every persisted checkpoint, appended (rollback evidence)
+    DATA/admin.token         the bootstrap admin token (0600)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from auditkeep.auth import create_token
+from auditkeep.errors import ConfigError
+from auditkeep.log.keys import KeyRing, write_secret
+from auditkeep.log.service import LogService
+from auditkeep.query.index import SearchIndex
+from auditkeep.query.indexer import Indexer
+from auditkeep.storage.base import Backend
+from auditkeep.storage.sqlite import SQLiteBackend
+
+DEFAULT_DATA = ".auditkeep-data"
+
+
+def data_path(value: str | os.PathLike[str] | None) -> Path:
+    return Path(value or os.environ.get("AUDITKEEP_DATA") or DEFAULT_DATA)
+
+
+@dataclass
+class DataDir:
+    root: Path
+
+    @property
+    def db(self) -> Path:
+        return self.root / "auditkeep.db"
+
+    @property
+    def search_db(self) -> Path:
+        return self.root / "search.db"
+
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def journal(self) -> Path:
+        return self.root / "journal"
+
+    @property
+    def admin_token(self) -> Path:
+        return self.root / "admin.token"
+
+    def exists(self) -> bool:
+        return self.db.exists()
+
+    def require(self) -> None:
+        if not self.exists():
+            raise ConfigError(f"{self.root} is not an auditkeep data directory "
+                              f"(no {self.db.name}); start `auditkeep serve --data {self.root}` "
+                              "once to create it")
+
+    def open_backend(self) -> SQLiteBackend:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create data directory {self.root}: {exc.strerror}") from None
+        return SQLiteBackend(self.db)
+
+
+@dataclass
+class Node:
+    """Everything one running auditkeep process holds open."""
+
+    store: Backend
+    keys: KeyRing
+    logs: LogService
+    index: SearchIndex | None
+    indexer: Indexer | None
+    data: DataDir | None = None
+    created_admin_token: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    rejections: dict[int, int] = field(default_factory=dict)  # ingest refusals by status
+
+    def start(self) -> None:
+        if self.indexer is not None:
+            self.indexer.start()
+
+    def close(self) -> None:
+        self.logs.close()
+        if self.indexer is not None:
+            self.indexer.notify()
+            self.indexer.stop()
+        if self.index is not None:
+            self.index.close()
+        self.store.close()
+
+
+def open_node(
+    data: DataDir,
+    *,
+    origin_prefix: str = "auditkeep.local",
+    with_index: bool = True,
+    sequencer_options: dict[str, Any] | None = None,
+) -> Node:
+    """Open (creating on first use) a data directory: key, bootstrap token, default log."""
+    store = data.open_backend()
+    keys = KeyRing(store, data.keys)
+    keys.ensure()
+    created = False
+    if not store.list_tokens():
+        secret, _ = create_token(store, tenant=None, scopes=["admin"], name="bootstrap admin")
+        write_secret(data.admin_token, secret + "\n")
+        created = True
+    logs = LogService(store, keys, origin_prefix=origin_prefix, journal_dir=data.journal,
+                      sequencer_options=sequencer_options)
+    logs.sequencer("default")
+    index = indexer = None
+    if with_index:
+        index = SearchIndex(data.search_db)
+        indexer = Indexer(store, index)
+        logs.on_commit(indexer.notify)
+    return Node(store, keys, logs, index, indexer, data, created)

@@ -1,0 +1,352 @@
+"""The sequencer: the only writer of one log.
+
+Requests queue up (bounded, in events); one thread drains them in group commits:
+dedup, assign `seq`, canonical entry, leaf hash, tree update, one atomic backend
+append, then a freshly signed checkpoint for the receipts. Nothing is acknowledged
+before the backend returns (durable). A full queue raises `Pushback`, never drops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+
+from auditkeep.errors import AuditkeepError, ConflictError, Pushback, StorageError
+from auditkeep.log.canonical import canonical_bytes
+from auditkeep.log.checkpoint import Checkpoint, sign_checkpoint
+from auditkeep.log.merkle import CompactTree
+from auditkeep.log.note import Signer
+from auditkeep.pipeline.prepare import Pending
+from auditkeep.storage.base import Backend, Commit, LogInfo, StoredCheckpoint
+
+log = logging.getLogger(__name__)
+
+_LEAF_PREFIX = b"\x00"
+
+
+_UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def dedup_key(event_id: str) -> int:
+    """The 64-bit key under which an event id is indexed (SQLite integers are signed).
+
+    For UUIDv7 ids (what the server and the SDK assign) the key starts with the id's
+    48-bit millisecond timestamp, so new keys land at the right edge of the B-tree and
+    the index stays in cache however large it grows; other ids hash to random keys.
+    Keys may collide: a hit is always confirmed against the stored id.
+    """
+    digest = hashlib.sha256(event_id.encode()).digest()
+    if _UUID7.match(event_id):
+        ms = int(event_id[:8] + event_id[9:13], 16)
+        return (ms << 16) | int.from_bytes(digest[:2], "big")
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@dataclass(slots=True)
+class Receipt:
+    id: str
+    seq: int
+    leaf_hash: bytes
+    duplicate: bool = False
+
+
+@dataclass(slots=True)
+class AppendResult:
+    receipts: list[Receipt]
+    checkpoint: str
+    size: int
+
+
+@dataclass(slots=True)
+class _Request:
+    pendings: list[Pending]
+    future: Future[AppendResult] = field(default_factory=Future)
+
+
+@dataclass(slots=True)
+class SequencerStats:
+    committed_events: int = 0
+    commits: int = 0
+    rejected_pushback: int = 0
+    conflicts: int = 0
+    duplicates: int = 0
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class Sequencer:
+    """Single writer of one log; `submit` is thread-safe and returns a future."""
+
+    def __init__(
+        self,
+        store: Backend,
+        info: LogInfo,
+        signer: Callable[[], Signer],
+        *,
+        max_pending: int = 100_000,
+        max_batch: int = 10_000,
+        checkpoint_interval: float = 1.0,
+        checkpoint_every: int = 10_000,
+        on_commit: Callable[[str, int], None] | None = None,
+        on_checkpoint: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.info = info
+        self._store = store
+        self._signer = signer
+        self._max_pending = max_pending
+        self._max_batch = max_batch
+        self._cp_interval = checkpoint_interval
+        self._cp_every = checkpoint_every
+        self._on_commit = on_commit
+        self._on_checkpoint = on_checkpoint
+        self.stats = SequencerStats()
+        self._tree = CompactTree.from_reader(info.size, self._read_nodes)
+        self._queue: deque[_Request] = deque()
+        self._queued_events = 0
+        self._cond = threading.Condition()
+        self._closing = False
+        self._latest: StoredCheckpoint | None = None
+        self._persisted_size = -1
+        self._persisted_at = 0.0
+        stored = store.latest_checkpoint(info.id)
+        if stored is not None and stored.size == info.size:
+            self._latest = stored
+            self._persisted_size, self._persisted_at = stored.size, time.monotonic()
+        else:
+            # A fresh log, or one whose last commits' checkpoint was not yet persisted
+            # when the process stopped: sign the durable tree now, so a checkpoint
+            # always covers everything committed.
+            self._latest = self._sign(self._tree.size, self._tree.root())
+            self._persist(self._latest)
+        self._thread = threading.Thread(target=self._run, name=f"sequencer:{info.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _read_nodes(self, coords: list[tuple[int, int]]) -> list[bytes]:
+        return self._store.read_nodes(self.info.id, coords)
+
+    @property
+    def size(self) -> int:
+        return self._tree.size
+
+    @property
+    def queued_events(self) -> int:
+        return self._queued_events
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        return self._latest
+
+    def submit(self, pendings: list[Pending]) -> Future[AppendResult]:
+        req = _Request(pendings)
+        with self._cond:
+            if self._closing:
+                raise Pushback(f"log {self.info.name} is shutting down", retry_after=2)
+            if self._queued_events and self._queued_events + len(pendings) > self._max_pending:
+                self.stats.rejected_pushback += len(pendings)
+                raise Pushback(
+                    f"log {self.info.name}: {self._queued_events} events already queued "
+                    f"(limit {self._max_pending})", retry_after=1)
+            self._queue.append(req)
+            self._queued_events += len(pendings)
+            self._cond.notify()
+        return req.future
+
+    def close(self, timeout: float = 30.0) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    # the writer thread ---------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    if not self._cond.wait(timeout=self._cp_interval / 2):
+                        break
+                batch: list[_Request] = []
+                n = 0
+                while self._queue and (not batch or n + len(self._queue[0].pendings)
+                                       <= self._max_batch):
+                    req = self._queue.popleft()
+                    batch.append(req)
+                    n += len(req.pendings)
+                self._queued_events -= n
+                closing = self._closing and not self._queue
+            if batch:
+                self._commit(batch)
+            self._maybe_persist_idle()
+            if closing:
+                self._persist_latest()
+                return
+
+    def _commit(self, batch: list[_Request]) -> None:
+        try:
+            self._commit_batch(batch)
+        except BaseException as exc:
+            # Roll the in-memory tree back to what is durable, fail every waiter.
+            try:
+                current = self._store.get_log(self.info.name)
+                size = current.size if current else 0
+                self._tree = CompactTree.from_reader(size, self._read_nodes)
+            except AuditkeepError:
+                log.exception("could not reload log %s after a failed commit", self.info.name)
+            err = exc if isinstance(exc, AuditkeepError) else StorageError(
+                f"commit to log {self.info.name} failed: {exc}")
+            for req in batch:
+                if not req.future.done():
+                    req.future.set_exception(err)
+            if not isinstance(exc, Exception):
+                raise
+
+    def _commit_batch(self, batch: list[_Request]) -> None:
+        tree = self._tree
+        first_seq = tree.size
+        keys = {dedup_key(p.id) for req in batch for p in req.pendings if p.explicit_id}
+        stored = self._store.find_dedup(self.info.id, list(keys)) if keys else {}
+        seen: dict[str, tuple[int, bytes, bytes]] = {}  # id -> (seq, digest, leaf) this commit
+        entries: list[bytes] = []
+        digests: list[bytes] = []
+        dedup: list[tuple[int, int]] = []
+        personal: dict[int, dict[str, list[str]]] = {}
+        nodes: list[tuple[int, int, bytes]] = []
+        answers: list[tuple[_Request, list[Receipt]]] = []
+        sha256 = hashlib.sha256
+        for req in batch:
+            try:
+                earlier = self._earlier(req.pendings, stored, seen)
+            except ConflictError as exc:
+                self.stats.conflicts += 1
+                req.future.set_exception(exc)
+                continue
+            receipts: list[Receipt] = []
+            for p in req.pendings:
+                prior = earlier.get(p.id)
+                if prior is not None:
+                    receipts.append(Receipt(p.id, prior[0], prior[1], duplicate=True))
+                    self.stats.duplicates += 1
+                    continue
+                seq = tree.size
+                record = p.fields
+                record["seq"] = seq
+                entry = canonical_bytes(record)
+                leaf = sha256(_LEAF_PREFIX + entry).digest()
+                nodes.extend(tree.append(leaf))
+                entries.append(entry)
+                digests.append(p.digest)
+                dedup.append((dedup_key(p.id), seq))
+                if p.explicit_id:
+                    seen[p.id] = (seq, p.digest, leaf)
+                if p.personal:
+                    personal[seq] = p.personal
+                receipts.append(Receipt(p.id, seq, leaf))
+            answers.append((req, receipts))
+        if not answers:
+            return
+        size = tree.size
+        if entries:
+            root = tree.root()
+            latest = self._sign(size, root)
+            persist = (size - max(self._persisted_size, 0) >= self._cp_every
+                       or time.monotonic() - self._persisted_at >= self._cp_interval)
+            self._store.append(Commit(
+                self.info.id, first_seq, entries, digests, dedup, personal, nodes, size, root,
+                latest if persist else None))
+            self._latest = latest
+            if persist:
+                self._persisted(latest)
+            self.stats.committed_events += len(entries)
+            self.stats.commits += 1
+        assert self._latest is not None  # noqa: S101 -- set in __init__, only replaced after
+        note = self._latest.note
+        for req, receipts in answers:
+            req.future.set_result(AppendResult(receipts, note, size))
+        if entries and self._on_commit is not None:
+            self._on_commit(self.info.name, size)
+
+    def _earlier(
+        self,
+        pendings: list[Pending],
+        stored: dict[int, list[int]],
+        seen: dict[str, tuple[int, bytes, bytes]],
+    ) -> dict[str, tuple[int, bytes]]:
+        """Events of this request already in the log: id -> (seq, leaf). Raise on a conflict."""
+        found: dict[str, tuple[int, bytes]] = {}
+        mine: dict[str, bytes] = {}
+        for p in pendings:
+            if not p.explicit_id:
+                continue
+            if p.id in mine:  # the same id twice in one request
+                if mine[p.id] != p.digest:
+                    raise ConflictError(
+                        f"event id {p.id!r} appears twice in the request with different content "
+                        f"(sha256 {mine[p.id].hex()} and {p.digest.hex()})")
+                continue
+            mine[p.id] = p.digest
+            if p.id in seen:
+                seq, digest, leaf = seen[p.id]
+                self._same_or_conflict(p, seq, digest)
+                found[p.id] = (seq, leaf)
+                continue
+            for seq in stored.get(dedup_key(p.id), ()):
+                entry_id, digest = self._stored_id_digest(seq)
+                if entry_id != p.id:
+                    continue  # a 64-bit key collision between two different ids
+                self._same_or_conflict(p, seq, digest)
+                found[p.id] = (seq, self._store.read_nodes(self.info.id, [(0, seq)])[0])
+                break
+        return found
+
+    def _same_or_conflict(self, p: Pending, seq: int, digest: bytes) -> None:
+        if digest != p.digest:
+            raise ConflictError(
+                f"event id {p.id!r} was already stored at seq {seq} with different content: "
+                f"stored sha256 {digest.hex()}, sent sha256 {p.digest.hex()}")
+
+    def _stored_id_digest(self, seq: int) -> tuple[str, bytes]:
+        for b in self._store.read_bundles(self.info.id, seq, seq + 1):
+            i = seq - b.first_seq
+            if 0 <= i < len(b.entries):
+                return str(orjson.loads(b.entries[i])["id"]), b.digests[i]
+        raise StorageError(f"log {self.info.name}: seq {seq} is indexed but not stored")
+
+    # checkpoints ----------------------------------------------------------------
+
+    def _sign(self, size: int, root: bytes) -> StoredCheckpoint:
+        note = sign_checkpoint(Checkpoint(self.info.origin, size, root),
+                               self._signer().with_name(self.info.origin))
+        return StoredCheckpoint(size, root, note, _now())
+
+    def _persist(self, cp: StoredCheckpoint) -> None:
+        self._store.put_checkpoint(self.info.id, cp)
+        self._persisted(cp)
+
+    def _persisted(self, cp: StoredCheckpoint) -> None:
+        self._persisted_size, self._persisted_at = cp.size, time.monotonic()
+        if self._on_checkpoint is not None:
+            self._on_checkpoint(self.info.name, cp.note)
+
+    def _maybe_persist_idle(self) -> None:
+        if (self._latest is not None and self._latest.size != self._persisted_size
+                and time.monotonic() - self._persisted_at >= self._cp_interval):
+            self._persist_latest()
+
+    def _persist_latest(self) -> None:
+        if self._latest is not None and self._latest.size != self._persisted_size:
+            try:
+                self._persist(self._latest)
+            except AuditkeepError:
+                log.exception("could not persist the checkpoint of log %s", self.info.name)

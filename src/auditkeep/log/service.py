@@ -1,0 +1,228 @@
+"""The log service: one place that owns every log's sequencer and answers reads and proofs.
+
+Append path (sequencers), read/proof path (backend readers) and signer (key ring) stay
+separate, as in tessera; this class only wires them and applies log-level rules.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from auditkeep.errors import NotFoundError, ValidationError
+from auditkeep.log import merkle
+from auditkeep.log.keys import KeyRing
+from auditkeep.log.sequencer import AppendResult, Sequencer
+from auditkeep.pipeline.prepare import Pending
+from auditkeep.pipeline.schema import TENANT_PATTERN
+from auditkeep.storage.base import Backend, Bundle, LogInfo, StoredCheckpoint
+
+ACCESS_SUFFIX = "._access"
+_LOG_NAME = re.compile(TENANT_PATTERN[:-1] + r"(\._access)?$")
+
+
+def access_log_name(tenant: str) -> str:
+    return tenant + ACCESS_SUFFIX
+
+
+def tenant_of(log_name: str) -> str:
+    return log_name.removesuffix(ACCESS_SUFFIX)
+
+
+class LogService:
+    def __init__(
+        self,
+        store: Backend,
+        keys: KeyRing,
+        *,
+        origin_prefix: str = "auditkeep.local",
+        journal_dir: Path | None = None,
+        sequencer_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.keys = keys
+        self.origin_prefix = origin_prefix.rstrip("/")
+        self._journal_dir = journal_dir
+        self._seq_opts = sequencer_options or {}
+        self._sequencers: dict[str, Sequencer] = {}
+        self._lock = threading.Lock()
+        self._commit_listeners: list[Callable[[str, int], None]] = []
+        self._bundles: OrderedDict[tuple[int, int], Bundle] = OrderedDict()
+        self._bundles_lock = threading.Lock()
+
+    # logs and appends -------------------------------------------------------------
+
+    def origin(self, name: str) -> str:
+        return f"{self.origin_prefix}/{name}"
+
+    def check_name(self, name: str) -> None:
+        if not _LOG_NAME.match(name):
+            raise ValidationError(f"{name!r} is not a log name ([a-z0-9-]{{1,63}}, "
+                                  "optionally followed by ._access)")
+
+    def on_commit(self, listener: Callable[[str, int], None]) -> None:
+        self._commit_listeners.append(listener)
+
+    def _committed(self, name: str, size: int) -> None:
+        for listener in self._commit_listeners:
+            listener(name, size)
+
+    def sequencer(self, name: str) -> Sequencer:
+        seq = self._sequencers.get(name)
+        if seq is not None:
+            return seq
+        self.check_name(name)
+        with self._lock:
+            seq = self._sequencers.get(name)
+            if seq is None:
+                info = self.store.open_log(name, self.origin(name))
+                seq = Sequencer(self.store, info, self.keys.signer, on_commit=self._committed,
+                                on_checkpoint=self._journal, **self._seq_opts)
+                self._sequencers[name] = seq
+        return seq
+
+    def sequencers(self) -> dict[str, Sequencer]:
+        return dict(self._sequencers)
+
+    def append(self, name: str, pendings: list[Pending]) -> Future[AppendResult]:
+        return self.sequencer(name).submit(pendings)
+
+    def _journal(self, name: str, note: str) -> None:
+        """Append each persisted checkpoint to a plain file outside the database, so a
+        database restored from an older copy is caught by `verify` (rollback)."""
+        if self._journal_dir is None:
+            return
+        self._journal_dir.mkdir(parents=True, exist_ok=True)
+        path = self._journal_dir / f"{name}.checkpoints"
+        with open(path, "ab") as f:
+            f.write(note.encode() + b"\x00\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def close(self) -> None:
+        with self._lock:
+            for s in self._sequencers.values():
+                s.close()
+            self._sequencers.clear()
+
+    def info(self, name: str) -> LogInfo:
+        self.check_name(name)
+        seq = self._sequencers.get(name)
+        if seq is not None:
+            return seq.info
+        info = self.store.get_log(name)
+        if info is None:
+            raise NotFoundError(f"no log named {name!r}")
+        return info
+
+    def size(self, name: str) -> int:
+        """The committed size (what proofs may be asked against)."""
+        log = self.store.get_log(name)
+        if log is None:
+            raise NotFoundError(f"no log named {name!r}")
+        return log.size
+
+    def logs(self) -> list[LogInfo]:
+        return self.store.list_logs()
+
+    # checkpoints and proofs -------------------------------------------------------------
+
+    def checkpoint(self, name: str) -> StoredCheckpoint:
+        seq = self._sequencers.get(name)
+        latest = seq.latest_checkpoint() if seq is not None else None
+        if latest is None:
+            latest = self.store.latest_checkpoint(self.info(name).id)
+        if latest is None:
+            # First read of a log nobody has written to yet: start its sequencer, which
+            # signs the empty tree.
+            latest = self.sequencer(name).latest_checkpoint()
+        if latest is None:
+            raise NotFoundError(f"log {name!r} has no checkpoint yet")
+        return latest
+
+    def _reader(self, log_id: int) -> merkle.NodeReader:
+        return lambda coords: self.store.read_nodes(log_id, coords)
+
+    def inclusion_proof(self, name: str, seq: int, size: int | None = None) -> tuple[int, bytes,
+                                                                                        list[bytes]]:
+        info = self.info(name)
+        committed = self.size(name)
+        size = committed if size is None else size
+        if not 0 < size <= committed:
+            raise ValidationError(f"size {size} is outside the log (1..{committed})")
+        if not 0 <= seq < size:
+            raise ValidationError(f"seq {seq} is not in a tree of size {size}")
+        read = self._reader(info.id)
+        leaf = read([(0, seq)])[0]
+        return size, leaf, merkle.inclusion_proof(seq, size, read)
+
+    def consistency_proof(self, name: str, first: int, second: int) -> list[bytes]:
+        info = self.info(name)
+        committed = self.size(name)
+        if not 0 < first <= second <= committed:
+            raise ValidationError(
+                f"need 0 < from <= to <= {committed} (the log's size); got from={first} "
+                f"to={second}")
+        return merkle.consistency_proof(first, second, self._reader(info.id))
+
+    def root(self, name: str, size: int) -> bytes:
+        info = self.info(name)
+        return merkle.root_from_reader(size, self._reader(info.id))
+
+    # entries and records ----------------------------------------------------------------
+
+    def _bundle_for(self, log_id: int, seq: int) -> Bundle | None:
+        with self._bundles_lock:
+            for (lid, first), b in reversed(self._bundles.items()):
+                if lid == log_id and first <= seq < first + len(b.entries):
+                    self._bundles.move_to_end((lid, first))
+                    return b
+        found = self.store.read_bundles(log_id, seq, seq + 1)
+        if not found:
+            return None
+        b = found[0]
+        with self._bundles_lock:
+            self._bundles[(log_id, b.first_seq)] = b
+            while len(self._bundles) > 256:
+                self._bundles.popitem(last=False)
+        return b
+
+    def entry(self, name: str, seq: int) -> bytes:
+        info = self.info(name)
+        if not 0 <= seq < self.size(name):
+            raise NotFoundError(f"log {name!r} has no seq {seq}")
+        b = self._bundle_for(info.id, seq)
+        if b is None:
+            raise NotFoundError(f"log {name!r}: seq {seq} is not stored")
+        return b.entries[seq - b.first_seq]
+
+    def records(self, name: str, seqs: Iterable[int], *, personal: bool) -> list[dict[str, Any]]:
+        """Stored records for `seqs` (in that order), personal values filled in if allowed."""
+        seqs = list(seqs)
+        out = [orjson.loads(self.entry(name, s)) for s in seqs]
+        if personal and seqs:
+            values = self.store.read_personal(self.info(name).id, seqs)
+            for rec in out:
+                reveal(rec, values.get(rec["seq"]))
+        return out
+
+
+def reveal(record: dict[str, Any], values: dict[str, list[str]] | None) -> None:
+    """Put personal values back in place of their commitments (for allowed readers)."""
+    if not values:
+        return
+    for path, (_salt, value) in values.items():
+        obj = record
+        *parents, last = path.split(".")
+        for p in parents:
+            obj = obj.get(p, {})
+        if isinstance(obj.get(last), dict) and "$c" in obj[last]:
+            obj[last] = value

@@ -1,0 +1,243 @@
+"""Offline verification of stored logs: recompute every leaf and root, check every
+checkpoint, and say exactly what is wrong.
+
+It trusts nothing in the database but the entries' own bytes: leaves are recomputed
+from entries, the tree from the leaves; stored tiles, the log's size and every
+checkpoint are checked against that, and checkpoints against the published keys
+(or keys the auditor supplies) and the checkpoint journal kept outside the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from auditkeep.errors import CorruptionError, NoteError
+from auditkeep.log.checkpoint import open_checkpoint
+from auditkeep.log.merkle import CompactTree
+from auditkeep.log.note import Verifier
+from auditkeep.storage.base import TILE_WIDTH, Backend, LogInfo, StoredCheckpoint
+
+_SEQ_KEY = b'"seq":'
+_WINDOW = 64  # bundles read at once
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing wrong. `kind` is one of: modified, deleted, inserted, reordered, corrupt,
+    tile-mismatch, size-mismatch, forged-checkpoint, forked-checkpoint,
+    checkpoint-mismatch, rolled-back."""
+
+    log: str
+    kind: str
+    detail: str
+    seq: int | None = None
+    size: int | None = None
+
+    def __str__(self) -> str:
+        where = f" seq {self.seq}" if self.seq is not None else (
+            f" checkpoint size {self.size}" if self.size is not None else "")
+        return f"{self.log}:{where} {self.kind}: {self.detail}"
+
+
+@dataclass
+class LogReport:
+    log: str
+    entries: int = 0
+    checkpoints: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def entry_seq(entry: bytes) -> int | None:
+    """The top-level `seq` of a canonical entry without parsing all of it.
+
+    In canonical JSON `"seq":` can only be a key (a quote inside a string is escaped),
+    and no key sorting after the top-level `seq` holds free-form objects, so the last
+    occurrence is the record's own."""
+    pos = entry.rfind(_SEQ_KEY)
+    if pos < 0:
+        return None
+    start = end = pos + len(_SEQ_KEY)
+    while end < len(entry) and 48 <= entry[end] <= 57:
+        end += 1
+    return int(entry[start:end]) if end > start else None
+
+
+def _positions(store: Backend, info: LogInfo, report: LogReport,
+               index: list[tuple[int, int]]) -> Iterator[tuple[int, bytes]]:
+    """(position, entry) in stored order, reporting gaps, overlaps and unreadable bundles."""
+    expected = 0
+    for w in range(0, len(index), _WINDOW):
+        window = index[w : w + _WINDOW]
+        lo, hi = window[0][0], window[-1][0] + window[-1][1]
+        try:
+            bundles = store.read_bundles(info.id, lo, hi)
+        except CorruptionError:
+            bundles = []
+            for first, count in window:
+                try:
+                    bundles.extend(b for b in store.read_bundles(info.id, first, first + count)
+                                   if b.first_seq == first)
+                except CorruptionError as exc:
+                    report.findings.append(Finding(
+                        info.name, "corrupt", f"{exc}; entries {first}..{first + count - 1} "
+                        "cannot be read", seq=first))
+        by_first = {b.first_seq: b for b in bundles}
+        for first, count in window:
+            b = by_first.get(first)
+            if b is None:
+                continue
+            if first > expected:
+                report.findings.append(Finding(
+                    info.name, "deleted", f"entries {expected}..{first - 1} are missing "
+                    f"(next stored entry is {first})", seq=expected))
+            elif first < expected:
+                report.findings.append(Finding(
+                    info.name, "inserted", f"a bundle at seq {first} overlaps entries already "
+                    f"stored up to {expected - 1}", seq=first))
+                continue
+            for i, entry in enumerate(b.entries):
+                yield first + i, entry
+            expected = first + count
+    if expected < info.size:
+        report.findings.append(Finding(
+            info.name, "deleted", f"entries {expected}..{info.size - 1} are missing: the log's "
+            f"size is {info.size} but stored entries end at {expected}", seq=expected))
+
+
+def verify_log(store: Backend, info: LogInfo, verifiers: Sequence[Verifier],
+               journal: Sequence[str] = ()) -> LogReport:
+    report = LogReport(info.name)
+    index = store.bundle_index(info.id)
+    tree = CompactTree()
+    computed: dict[int, bytearray] = {}  # level -> hashes of the tile being filled
+    tile_idx: dict[int, int] = {}
+    sha256 = hashlib.sha256
+    roots: dict[int, bytes] = {0: tree.root()}
+    checkpoints = store.checkpoints(info.id)
+    sizes = {cp.size for cp in checkpoints} | {info.size}
+    bad_leaves: list[int] = []
+
+    upper_mismatch: list[tuple[int, int]] = []
+
+    def flush_tile(level: int) -> None:
+        idx = tile_idx[level]
+        stored = store.read_tile_range(info.id, level, idx, idx + 1)
+        mine = bytes(computed[level])
+        got = stored[0] if stored else b""
+        if got[: len(mine)] != mine:
+            for i in range(0, len(mine), 32):
+                if got[i : i + 32] != mine[i : i + 32]:
+                    node = idx * TILE_WIDTH + i // 32
+                    if level == 0:
+                        bad_leaves.append(node)
+                    else:
+                        upper_mismatch.append((level, node))
+                        break
+        computed[level] = bytearray()
+
+    leaf_pos = 0
+    for pos, entry in _positions(store, info, report, index):
+        if pos != leaf_pos:
+            # A gap was reported; leaves cannot be placed, so stop building the tree here.
+            break
+        seq = entry_seq(entry)
+        leaf = sha256(b"\x00" + entry).digest()
+        if seq != pos:
+            report.findings.append(Finding(
+                info.name, "reordered" if seq is not None and seq < info.size else "inserted",
+                f"position {pos} holds an entry for seq {seq}", seq=pos))
+        for level, node_index, h in tree.append(leaf):
+            t = node_index // TILE_WIDTH
+            if tile_idx.get(level, t) != t:
+                flush_tile(level)
+            tile_idx[level] = t
+            computed.setdefault(level, bytearray()).extend(h)
+        leaf_pos += 1
+        if tree.size in sizes:
+            roots[tree.size] = tree.root()
+    for level in list(computed):
+        if computed[level]:
+            flush_tile(level)
+    reported = {f.seq for f in report.findings}
+    for node in sorted(bad_leaves):
+        if node not in reported:
+            report.findings.append(Finding(
+                info.name, "modified", "the entry's bytes no longer hash to the leaf "
+                "recorded when it was appended", seq=node))
+    if not bad_leaves:
+        for level, node in upper_mismatch:
+            report.findings.append(Finding(
+                info.name, "tile-mismatch", f"stored node ({level}, {node}) differs from the "
+                "node recomputed from the entries (proofs served from it would fail)",
+                seq=node << level))
+    report.entries = tree.size
+    extra = [b for b in index if b[0] >= info.size]
+    for first, count in extra:
+        report.findings.append(Finding(
+            info.name, "inserted", f"{count} entries stored beyond the log's size {info.size}",
+            seq=first))
+    _check_checkpoints(info, report, checkpoints, roots, verifiers, journal, bad_leaves)
+    return report
+
+
+def _check_checkpoints(info: LogInfo, report: LogReport, checkpoints: list[StoredCheckpoint],
+                       roots: dict[int, bytes],
+                       verifiers: Sequence[Verifier], journal: Sequence[str],
+                       bad_leaves: list[int]) -> None:
+    report.checkpoints = len(checkpoints)
+    first_bad = min(bad_leaves) if bad_leaves else None
+    by_size: dict[int, bytes] = {}
+    for cp in checkpoints:
+        try:
+            parsed, _ = open_checkpoint(cp.note, verifiers, origin=info.origin)
+        except NoteError as exc:
+            report.findings.append(Finding(
+                info.name, "forged-checkpoint", f"not signed by a published key of "
+                f"{info.origin}: {exc}", size=cp.size))
+            continue
+        if parsed.size != cp.size or parsed.root != cp.root:
+            report.findings.append(Finding(
+                info.name, "forged-checkpoint", "the stored size/root columns differ from the "
+                "signed note", size=cp.size))
+        if parsed.size in by_size and by_size[parsed.size] != parsed.root:
+            report.findings.append(Finding(
+                info.name, "forked-checkpoint", f"two signed checkpoints of size {parsed.size} "
+                "with different roots", size=parsed.size))
+        by_size.setdefault(parsed.size, parsed.root)
+        mine = roots.get(parsed.size)
+        if parsed.size > report.entries:
+            report.findings.append(Finding(
+                info.name, "rolled-back", f"a signed checkpoint covers {parsed.size} entries but "
+                f"only {report.entries} can be read", size=parsed.size))
+        elif mine is not None and mine != parsed.root and (first_bad is None
+                                                             or first_bad >= parsed.size):
+            report.findings.append(Finding(
+                info.name, "checkpoint-mismatch", "signed root differs from the root of the "
+                "stored entries (a fork, or entries rewritten together with their tiles)",
+                size=parsed.size))
+    latest = max((cp.size for cp in checkpoints), default=0)
+    for note in journal:
+        try:
+            parsed, _ = open_checkpoint(note, verifiers, origin=info.origin)
+        except NoteError:
+            continue  # the journal is evidence for rollback only; junk in it proves nothing
+        if parsed.size > latest or parsed.size > report.entries:
+            report.findings.append(Finding(
+                info.name, "rolled-back", f"the checkpoint journal holds a signed checkpoint of "
+                f"size {parsed.size}; the database's latest is {latest} with {report.entries} "
+                "readable entries", size=parsed.size))
+            break
+        if parsed.size in by_size and by_size[parsed.size] != parsed.root:
+            report.findings.append(Finding(
+                info.name, "forked-checkpoint", f"the journal and the database hold different "
+                f"signed roots for size {parsed.size}", size=parsed.size))
+    if info.size != report.entries and not any(f.kind == "deleted" for f in report.findings):
+        report.findings.append(Finding(
+            info.name, "size-mismatch", f"the log row says size {info.size}, {report.entries} "
+            "entries verified"))

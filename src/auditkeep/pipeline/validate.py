@@ -1,0 +1,172 @@
+"""Decode a request body into schema v1 events, reporting every invalid event at once.
+
+The fast path decodes the whole body in one msgspec call. Only when that fails do we
+decode event by event, so a bad batch costs more than a good one, never the reverse.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+
+from auditkeep.errors import FieldProblem, PayloadTooLarge, ValidationError
+from auditkeep.pipeline.schema import Event
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_EVENTS = 10_000
+MAX_EVENT_BYTES = 64 * 1024
+MAX_METADATA_DEPTH = 8
+MAX_METADATA_KEYS = 100
+MAX_SAFE_INT = 2**53 - 1
+
+_one = msgspec.json.Decoder(Event)
+_many = msgspec.json.Decoder(list[Event])
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]*)`")
+_EXPECTED = re.compile(r"Expected `(?P<exp>[^`]*)`, got `(?P<got>[^`]*)`")
+
+
+def _pointer_escape(part: str) -> str:
+    return part.replace("~", "~0").replace("/", "~1")
+
+
+def problem_from_msgspec(err: Exception, index: int | None, prefix: str = "") -> FieldProblem:
+    """Turn msgspec's "Expected `str`, got `int` - at `$.actor.id`" into a FieldProblem."""
+    text = str(err)
+    m = _AT.match(text)
+    msg, path = (m.group("msg"), m.group("path") or "") if m else (text, "")
+    pointer = prefix + "".join(
+        "/" + _pointer_escape(name if name is not None else idx)
+        for name, idx in _PATH_PART.findall(path)
+    )
+    expected = actual = None
+    if u := _UNKNOWN.search(msg):
+        pointer += "/" + _pointer_escape(u.group("field"))
+        expected, actual = "a schema v1 field (free-form data belongs in metadata)", "unknown field"
+    elif e := _EXPECTED.search(msg):
+        expected, actual = e.group("exp"), e.group("got")
+    return FieldProblem(pointer or "/", msg, expected=expected, actual=actual, index=index)
+
+
+def split_ndjson(body: bytes) -> list[bytes]:
+    """Non-blank lines of an NDJSON body."""
+    return [line for line in body.split(b"\n") if line.strip()]
+
+
+def decode_events(body: bytes, *, ndjson: bool) -> list[Event]:
+    """Decode a JSON object, JSON array or NDJSON body into events, or raise with all problems."""
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(
+            f"request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}",
+            problems=[FieldProblem("/", "body too large", f"<= {MAX_BODY_BYTES} bytes",
+                                   f"{len(body)} bytes")],
+        )
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"request body is not valid UTF-8 (byte {exc.start})",
+            problems=[FieldProblem("/", "invalid UTF-8", "UTF-8 text", f"byte {exc.start}")],
+        ) from None
+    if ndjson:
+        lines = split_ndjson(body)
+        _check_count(len(lines))
+        try:
+            events = _many.decode(b"[" + b",".join(lines) + b"]")
+            if len(events) == len(lines):  # a line holding "{..},{..}" must not pass as two
+                return events
+        except msgspec.DecodeError:
+            pass
+        return _decode_each(lines)
+    stripped = body.lstrip()
+    if stripped.startswith(b"["):
+        try:
+            events = _many.decode(body)
+        except msgspec.DecodeError:
+            try:
+                raws = _raw_list.decode(body)
+            except msgspec.DecodeError as exc:
+                raise ValidationError(
+                    f"malformed JSON: {exc}", problems=[problem_from_msgspec(exc, None)]
+                ) from None
+            _check_count(len(raws))
+            return _decode_each(raws)
+        _check_count(len(events))
+        return events
+    try:
+        return [_one.decode(body)]
+    except msgspec.DecodeError as exc:
+        raise ValidationError(
+            f"invalid event: {exc}", problems=[problem_from_msgspec(exc, 0 if stripped.startswith(
+                b"{") else None)]
+        ) from None
+
+
+def _check_count(n: int) -> None:
+    if n > MAX_EVENTS:
+        raise PayloadTooLarge(
+            f"{n} events in one request; the limit is {MAX_EVENTS}",
+            problems=[FieldProblem("/", "too many events", f"<= {MAX_EVENTS}", str(n))],
+        )
+    if n == 0:
+        raise ValidationError(
+            "the request holds no events", problems=[FieldProblem("/", "no events", ">= 1", "0")]
+        )
+
+
+def _decode_each(items: list[bytes] | list[msgspec.Raw]) -> list[Event]:
+    events: list[Event] = []
+    problems: list[FieldProblem] = []
+    for i, raw in enumerate(items):
+        try:
+            events.append(_one.decode(raw))
+        except msgspec.DecodeError as exc:
+            problems.append(problem_from_msgspec(exc, i, prefix=f"/{i}"))
+    if problems:
+        raise ValidationError(f"{len(problems)} of {len(items)} events are invalid",
+                              problems=problems)
+    return events
+
+
+def check_free_form(value: Any, pointer: str) -> Iterator[FieldProblem]:
+    """Rules msgspec cannot express for free-form JSON (metadata, change values)."""
+    keys = 0
+    stack: list[tuple[Any, str, int]] = [(value, pointer, 1)]
+    while stack:
+        node, at, depth = stack.pop()
+        if isinstance(node, dict):
+            if depth > MAX_METADATA_DEPTH:
+                yield FieldProblem(at, "nested too deeply", f"depth <= {MAX_METADATA_DEPTH}",
+                                   f"depth {depth}")
+                continue
+            keys += len(node)
+            for k, v in node.items():
+                if isinstance(v, dict | list):
+                    stack.append((v, f"{at}/{_pointer_escape(k)}", depth + 1))
+                elif type(v) is int and not -MAX_SAFE_INT <= v <= MAX_SAFE_INT:
+                    yield _unsafe_int(f"{at}/{_pointer_escape(k)}", v)
+        elif isinstance(node, list):
+            if depth > MAX_METADATA_DEPTH:
+                yield FieldProblem(at, "nested too deeply", f"depth <= {MAX_METADATA_DEPTH}",
+                                   f"depth {depth}")
+                continue
+            for i, v in enumerate(node):
+                if isinstance(v, dict | list):
+                    stack.append((v, f"{at}/{i}", depth + 1))
+                elif type(v) is int and not -MAX_SAFE_INT <= v <= MAX_SAFE_INT:
+                    yield _unsafe_int(f"{at}/{i}", v)
+        elif type(node) is int and not -MAX_SAFE_INT <= node <= MAX_SAFE_INT:
+            yield _unsafe_int(at, node)
+    if keys > MAX_METADATA_KEYS:
+        yield FieldProblem(pointer, "too many keys", f"<= {MAX_METADATA_KEYS} keys in total",
+                           f"{keys} keys")
+
+
+def _unsafe_int(at: str, v: int) -> FieldProblem:
+    return FieldProblem(at, "integer outside the IEEE-754 safe range (RFC 8785 would lose it)",
+                        f"|n| <= {MAX_SAFE_INT}", str(v))

@@ -1,0 +1,54 @@
+"""The HTTP application: routes under /v1, problem+json errors, metrics."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from auditkeep.datadir import Node
+from auditkeep.errors import AuditkeepError
+from auditkeep.server import ops, problems
+from auditkeep.server.context import json_response
+from auditkeep.server.ingest import post_events
+from auditkeep.server.openapi import OPENAPI
+from auditkeep.server.proofs import get_checkpoint, get_consistency, get_inclusion, get_keys
+from auditkeep.server.reads import get_entry, get_event, search_events
+
+
+async def openapi(request: Request) -> Response:
+    return json_response(OPENAPI)
+
+
+def create_app(n: Node) -> Starlette:
+    routes = [
+        Route("/v1/events", post_events, methods=["POST"]),
+        Route("/v1/events", search_events, methods=["GET"]),
+        Route("/v1/events/{id}", get_event, methods=["GET"]),
+        Route("/v1/logs/{tenant}/checkpoint", get_checkpoint, methods=["GET"]),
+        Route("/v1/logs/{tenant}/proof/inclusion", get_inclusion, methods=["GET"]),
+        Route("/v1/logs/{tenant}/proof/consistency", get_consistency, methods=["GET"]),
+        Route("/v1/logs/{tenant}/entries/{seq:int}", get_entry, methods=["GET"]),
+        Route("/v1/keys", get_keys, methods=["GET"]),
+        Route("/v1/status", ops.status, methods=["GET"]),
+        Route("/healthz", ops.healthz, methods=["GET"]),
+        Route("/readyz", ops.readyz, methods=["GET"]),
+        Route("/metrics", ops.metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        if request.method == "POST" and request.url.path == "/v1/events":
+            status = exc.status if isinstance(exc, AuditkeepError) else 500
+            n.rejections[status] = n.rejections.get(status, 0) + 1
+        return await problems.handle_auditkeep_error(request, exc)
+
+    app = Starlette(
+        routes=routes,
+        exception_handlers={AuditkeepError: on_error, HTTPException: problems.handle_http_error},
+    )
+    app.state.node = n
+    app.state.registry = ops.registry_for(n)
+    return app

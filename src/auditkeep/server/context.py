@@ -1,0 +1,47 @@
+"""What every handler needs: the node, the caller, and the access log."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from auditkeep.auth import Principal, authenticate
+from auditkeep.datadir import Node
+from auditkeep.log.service import access_log_name
+from auditkeep.pipeline.prepare import prepare
+from auditkeep.pipeline.schema import Actor, Event, Resource
+
+
+def node(request: Request) -> Node:
+    n: Node = request.app.state.node
+    return n
+
+
+def caller(request: Request) -> Principal:
+    return authenticate(node(request).store, request.headers.get("authorization"))
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json",
+                    headers=headers)
+
+
+async def record_access(request: Request, who: Principal, tenant: str, action: str,
+                        details: dict[str, Any], results: int) -> None:
+    """Append who-read-what to the tenant's `_access` log, and wait until it is durable:
+    a read is answered only once it is on the record."""
+    event = Event(
+        action=f"auditkeep.read.{action}",
+        actor=Actor(id=who.id, type="service"),
+        outcome="success",
+        category="data_access",
+        resource=Resource(type="log", id=tenant),
+        metadata={"path": request.url.path, "params": details, "results": results},
+    )
+    pendings = prepare([event], tenant=tenant, submitter=who.id, may_set_tenant=True)
+    future = node(request).logs.append(access_log_name(tenant), pendings)
+    await asyncio.wrap_future(future)

@@ -1,0 +1,94 @@
+"""Health, readiness, status and Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from auditkeep import __version__
+from auditkeep.datadir import Node
+from auditkeep.server.context import caller, json_response, node
+
+
+class NodeCollector(Collector):
+    """Reads counters the hot paths keep anyway, so metrics cost nothing per event."""
+
+    def __init__(self, n: Node) -> None:
+        self._node = n
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        committed = CounterMetricFamily("auditkeep_events_committed", "Events durably committed",
+                                        labels=["log"])
+        pushback = CounterMetricFamily("auditkeep_pushback_events",
+                                       "Events refused with 503 because a queue was full",
+                                       labels=["log"])
+        dups = CounterMetricFamily("auditkeep_duplicate_events",
+                                   "Events answered as duplicates of an earlier one",
+                                   labels=["log"])
+        queued = GaugeMetricFamily("auditkeep_sequencer_queue_events",
+                                   "Events waiting for a sequencer", labels=["log"])
+        for name, s in self._node.logs.sequencers().items():
+            committed.add_metric([name], s.stats.committed_events)
+            pushback.add_metric([name], s.stats.rejected_pushback)
+            dups.add_metric([name], s.stats.duplicates)
+            queued.add_metric([name], s.queued_events)
+        yield from (committed, pushback, dups, queued)
+        if self._node.indexer is not None:
+            lag = GaugeMetricFamily("auditkeep_index_lag_events",
+                                    "Committed entries not yet searchable", labels=["log"])
+            for name, v in self._node.indexer.lag().items():
+                lag.add_metric([name], v["lag"])
+            yield lag
+        rejected = CounterMetricFamily("auditkeep_ingest_rejected_requests",
+                                       "Ingest requests refused, by HTTP status",
+                                       labels=["status"])
+        for status, count in sorted(self._node.rejections.items()):
+            rejected.add_metric([str(status)], count)
+        yield rejected
+
+
+def registry_for(n: Node) -> CollectorRegistry:
+    reg = CollectorRegistry()
+    reg.register(NodeCollector(n))
+    return reg
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok\n")
+
+
+async def readyz(request: Request) -> Response:
+    n = node(request)
+    n.store.get_log("default")
+    return PlainTextResponse("ready\n")
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.registry),
+                    media_type="text/plain; version=0.0.4")
+
+
+async def status(request: Request) -> Response:
+    caller(request)
+    n = node(request)
+    logs = {}
+    lag = n.indexer.lag() if n.indexer is not None else {}
+    seqs = n.logs.sequencers()
+    for info in n.logs.logs():
+        s = seqs.get(info.name)
+        logs[info.name] = {
+            "size": info.size,
+            "queued": s.queued_events if s else 0,
+            "index": lag.get(info.name),
+        }
+    return json_response({
+        "version": __version__,
+        "logs": logs,
+        "indexer": None if n.indexer is None else {
+            "indexed": n.indexer.indexed, "last_error": n.indexer.last_error},
+    })

@@ -1,0 +1,103 @@
+"""The storage boundary: what a backend must do, small enough to implement twice.
+
+A backend stores, per log, entry bundles (the exact canonical bytes), the Merkle
+nodes of every level (tiles of 256 hashes), checkpoints and 64-bit dedup keys, and
+beside the logs the tokens and verifier keys. Everything the acknowledgement path
+writes goes through `append`, which is atomic and durable when it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+TILE_WIDTH = 256  # hashes per tile row, as in C2SP tlog-tiles
+BUNDLE_WIDTH = 256  # entries per bundle row at most
+
+
+@dataclass(slots=True)
+class LogInfo:
+    id: int
+    name: str
+    origin: str
+    size: int
+    root: bytes
+
+
+@dataclass(slots=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: str
+    created: str
+
+
+@dataclass(slots=True)
+class Commit:
+    """One group commit to one log: everything the ack path must make durable."""
+
+    log_id: int
+    first_seq: int
+    entries: list[bytes]
+    digests: list[bytes]
+    dedup: list[tuple[int, int]]  # (64-bit key, seq)
+    personal: dict[int, dict[str, list[str]]]
+    nodes: list[tuple[int, int, bytes]]  # (level, index, hash) of newly completed nodes
+    size: int
+    root: bytes
+    checkpoint: StoredCheckpoint | None = None
+
+
+@dataclass(slots=True)
+class TokenRecord:
+    id: str
+    tenant: str | None  # None: admin, not bound to a tenant
+    scopes: tuple[str, ...]
+    name: str
+    created: str
+    revoked: str | None = None
+
+
+@dataclass(slots=True)
+class SigningKeyRecord:
+    public_key: bytes
+    created: str
+    retired: str | None = None
+
+
+@dataclass(slots=True)
+class Bundle:
+    first_seq: int
+    entries: list[bytes]
+    digests: list[bytes] = field(default_factory=list)
+
+
+class Backend(Protocol):
+    """What a storage backend must do. Memory and SQLite implement it."""
+
+    # logs
+    def open_log(self, name: str, origin: str) -> LogInfo: ...
+    def get_log(self, name: str) -> LogInfo | None: ...
+    def list_logs(self) -> list[LogInfo]: ...
+    def append(self, commit: Commit) -> None: ...
+    def read_nodes(self, log_id: int, coords: Sequence[tuple[int, int]]) -> list[bytes]: ...
+    def read_bundles(self, log_id: int, start: int, end: int) -> list[Bundle]: ...
+    def bundle_index(self, log_id: int) -> list[tuple[int, int]]: ...
+    def read_tile_range(self, log_id: int, level: int, start: int, end: int) -> list[bytes]: ...
+    def read_personal(self, log_id: int, seqs: Sequence[int]) -> dict[int, dict[str, list[str]]]: ...
+    def find_dedup(self, log_id: int, keys: Sequence[int]) -> dict[int, list[int]]: ...
+    def put_checkpoint(self, log_id: int, cp: StoredCheckpoint) -> None: ...
+    def checkpoints(self, log_id: int) -> list[StoredCheckpoint]: ...
+    def latest_checkpoint(self, log_id: int) -> StoredCheckpoint | None: ...
+
+    # tokens and keys
+    def put_token(self, token_hash: bytes, record: TokenRecord) -> None: ...
+    def token_by_hash(self, token_hash: bytes) -> TokenRecord | None: ...
+    def list_tokens(self) -> list[TokenRecord]: ...
+    def revoke_token(self, token_id: str, when: str) -> bool: ...
+    def put_signing_key(self, record: SigningKeyRecord) -> None: ...
+    def signing_keys(self) -> list[SigningKeyRecord]: ...
+    def retire_signing_key(self, public_key: bytes, when: str) -> None: ...
+
+    def close(self) -> None: ...

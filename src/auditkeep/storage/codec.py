@@ -1,0 +1,73 @@
+"""Byte layouts shared by backends: entry bundles and tile coordinates."""
+
+from __future__ import annotations
+
+import threading
+
+import orjson
+import zstandard
+
+from auditkeep.errors import CorruptionError
+from auditkeep.storage.base import TILE_WIDTH
+
+_local = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    c = getattr(_local, "c", None)
+    if c is None:
+        c = _local.c = zstandard.ZstdCompressor(level=3)
+    return c
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d = getattr(_local, "d", None)
+    if d is None:
+        d = _local.d = zstandard.ZstdDecompressor()
+    return d
+
+
+def pack_entries(entries: list[bytes]) -> bytes:
+    """zstd of each entry prefixed by its 4-byte big-endian length."""
+    parts = bytearray()
+    for e in entries:
+        parts += len(e).to_bytes(4, "big")
+        parts += e
+    return _compressor().compress(bytes(parts))
+
+
+def unpack_entries(blob: bytes, count: int, where: str) -> list[bytes]:
+    try:
+        raw = _decompressor().decompress(blob)
+    except zstandard.ZstdError as exc:
+        raise CorruptionError(f"{where}: bundle does not decompress ({exc})") from None
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(raw):
+        n = int.from_bytes(raw[pos : pos + 4], "big")
+        out.append(raw[pos + 4 : pos + 4 + n])
+        pos += 4 + n
+    if len(out) != count or pos != len(raw):
+        raise CorruptionError(f"{where}: bundle holds {len(out)} entries, row says {count}")
+    return out
+
+
+def pack_json(value: object) -> bytes:
+    return _compressor().compress(orjson.dumps(value))
+
+
+def unpack_json(blob: bytes) -> object:
+    return orjson.loads(_decompressor().decompress(blob))
+
+
+def tile_groups(nodes: list[tuple[int, int, bytes]]) -> dict[tuple[int, int], bytearray]:
+    """Group newly completed nodes (in completion order) into per-tile appends."""
+    groups: dict[tuple[int, int], bytearray] = {}
+    for level, index, h in nodes:
+        key = (level, index // TILE_WIDTH)
+        buf = groups.get(key)
+        if buf is None:
+            groups[key] = bytearray(h)
+        else:
+            buf += h
+    return groups

@@ -1,0 +1,154 @@
+"""In-memory twin of the SQLite backend, for tests and for trying things out.
+
+It keeps the same byte layouts (packed bundles, tile rows) so the conformance suite
+exercises the same encodings, but nothing survives the process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from auditkeep.errors import CorruptionError, StorageError
+from auditkeep.log.merkle import EMPTY_ROOT
+from auditkeep.storage.base import (
+    TILE_WIDTH,
+    Bundle,
+    Commit,
+    LogInfo,
+    SigningKeyRecord,
+    StoredCheckpoint,
+    TokenRecord,
+)
+from auditkeep.storage.codec import tile_groups
+
+
+class MemoryBackend:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._logs: dict[str, LogInfo] = {}
+        self._bundles: dict[int, list[Bundle]] = {}
+        self._personal: dict[int, dict[int, dict[str, list[str]]]] = {}
+        self._tiles: dict[tuple[int, int, int], bytes] = {}
+        self._dedup: dict[tuple[int, int], list[int]] = {}
+        self._checkpoints: dict[int, list[StoredCheckpoint]] = {}
+        self._tokens: dict[bytes, TokenRecord] = {}
+        self._keys: list[SigningKeyRecord] = []
+
+    def open_log(self, name: str, origin: str) -> LogInfo:
+        with self._lock:
+            if name not in self._logs:
+                self._logs[name] = LogInfo(len(self._logs) + 1, name, origin, 0, EMPTY_ROOT)
+            return _copy(self._logs[name])
+
+    def get_log(self, name: str) -> LogInfo | None:
+        with self._lock:
+            log = self._logs.get(name)
+            return _copy(log) if log else None
+
+    def list_logs(self) -> list[LogInfo]:
+        with self._lock:
+            return [_copy(v) for _, v in sorted(self._logs.items())]
+
+    def _log(self, log_id: int) -> LogInfo:
+        for log in self._logs.values():
+            if log.id == log_id:
+                return log
+        raise StorageError(f"no log with id {log_id}")
+
+    def append(self, commit: Commit) -> None:
+        with self._lock:
+            log = self._log(commit.log_id)
+            if log.size != commit.first_seq:
+                raise StorageError(f"log {log.name} is not at size {commit.first_seq}")
+            bundles = self._bundles.setdefault(commit.log_id, [])
+            for off in range(0, len(commit.entries), 256):
+                bundles.append(Bundle(commit.first_seq + off, commit.entries[off : off + 256],
+                                      commit.digests[off : off + 256]))
+            self._personal.setdefault(commit.log_id, {}).update(commit.personal)
+            for (level, idx), buf in tile_groups(commit.nodes).items():
+                key = (commit.log_id, level, idx)
+                self._tiles[key] = self._tiles.get(key, b"") + bytes(buf)
+            for k, s in commit.dedup:
+                self._dedup.setdefault((commit.log_id, k), []).append(s)
+            if commit.checkpoint is not None:
+                self._checkpoints.setdefault(commit.log_id, []).append(commit.checkpoint)
+            log.size, log.root = commit.size, commit.root
+
+    def read_nodes(self, log_id: int, coords: Sequence[tuple[int, int]]) -> list[bytes]:
+        out = []
+        for level, index in coords:
+            tile = self._tiles.get((log_id, level, index // TILE_WIDTH), b"")
+            off = (index % TILE_WIDTH) * 32
+            h = tile[off : off + 32]
+            if len(h) != 32:
+                raise CorruptionError(f"log {log_id}: node ({level}, {index}) is missing")
+            out.append(h)
+        return out
+
+    def read_tile_range(self, log_id: int, level: int, start: int, end: int) -> list[bytes]:
+        return [self._tiles[(log_id, level, i)] for i in range(start, end)
+                if (log_id, level, i) in self._tiles]
+
+    def read_bundles(self, log_id: int, start: int, end: int) -> list[Bundle]:
+        return [b for b in self._bundles.get(log_id, [])
+                if b.first_seq < end and b.first_seq + len(b.entries) > start]
+
+    def bundle_index(self, log_id: int) -> list[tuple[int, int]]:
+        return sorted((b.first_seq, len(b.entries)) for b in self._bundles.get(log_id, []))
+
+    def read_personal(self, log_id: int, seqs: Sequence[int]) -> dict[int, dict[str, list[str]]]:
+        store = self._personal.get(log_id, {})
+        return {s: store[s] for s in seqs if s in store}
+
+    def find_dedup(self, log_id: int, keys: Sequence[int]) -> dict[int, list[int]]:
+        return {k: list(self._dedup[(log_id, k)]) for k in keys if (log_id, k) in self._dedup}
+
+    def put_checkpoint(self, log_id: int, cp: StoredCheckpoint) -> None:
+        with self._lock:
+            self._checkpoints.setdefault(log_id, []).append(cp)
+
+    def checkpoints(self, log_id: int) -> list[StoredCheckpoint]:
+        return sorted(self._checkpoints.get(log_id, []), key=lambda c: c.size)
+
+    def latest_checkpoint(self, log_id: int) -> StoredCheckpoint | None:
+        cps = self.checkpoints(log_id)
+        return cps[-1] if cps else None
+
+    def put_token(self, token_hash: bytes, record: TokenRecord) -> None:
+        with self._lock:
+            self._tokens[token_hash] = record
+
+    def token_by_hash(self, token_hash: bytes) -> TokenRecord | None:
+        return self._tokens.get(token_hash)
+
+    def list_tokens(self) -> list[TokenRecord]:
+        return sorted(self._tokens.values(), key=lambda t: (t.created, t.id))
+
+    def revoke_token(self, token_id: str, when: str) -> bool:
+        with self._lock:
+            for t in self._tokens.values():
+                if t.id == token_id and t.revoked is None:
+                    t.revoked = when
+                    return True
+            return False
+
+    def put_signing_key(self, record: SigningKeyRecord) -> None:
+        with self._lock:
+            self._keys.append(record)
+
+    def signing_keys(self) -> list[SigningKeyRecord]:
+        return list(self._keys)
+
+    def retire_signing_key(self, public_key: bytes, when: str) -> None:
+        with self._lock:
+            for k in self._keys:
+                if k.public_key == public_key:
+                    k.retired = when
+
+    def close(self) -> None:
+        pass
+
+
+def _copy(log: LogInfo) -> LogInfo:
+    return LogInfo(log.id, log.name, log.origin, log.size, log.root)

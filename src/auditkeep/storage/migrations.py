@@ -1,0 +1,78 @@
+"""Versioned schema migrations for the SQLite backend. Append new versions; never edit old ones."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE logs (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            origin TEXT NOT NULL,
+            size INTEGER NOT NULL DEFAULT 0,
+            root BLOB NOT NULL,
+            created TEXT NOT NULL
+        );
+        -- Entries in bundles of up to 256 (zstd), as C2SP tlog-tiles entry bundles:
+        -- one row per bundle keeps the ack path to a handful of appends per commit.
+        CREATE TABLE bundles (
+            id INTEGER PRIMARY KEY,
+            log_id INTEGER NOT NULL,
+            first_seq INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            entries BLOB NOT NULL,
+            digests BLOB NOT NULL,
+            UNIQUE (log_id, first_seq)
+        );
+        -- Personal values and their salts, beside the log, per bundle; erasable.
+        CREATE TABLE personal (
+            id INTEGER PRIMARY KEY,
+            log_id INTEGER NOT NULL,
+            first_seq INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            UNIQUE (log_id, first_seq)
+        );
+        -- Merkle node hashes of every level, 256 per row (levels 0, 8, 16... are
+        -- exactly C2SP tlog-tiles tiles). Partial tiles grow by concatenation.
+        CREATE TABLE tiles (
+            id INTEGER PRIMARY KEY,
+            log_id INTEGER NOT NULL,
+            level INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            hashes BLOB NOT NULL,
+            UNIQUE (log_id, level, idx)
+        );
+        -- 64-bit keys of event ids: small rows, so the index stays in cache.
+        CREATE TABLE dedup (
+            log_id INTEGER NOT NULL,
+            key INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (log_id, key, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE checkpoints (
+            id INTEGER PRIMARY KEY,
+            log_id INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            root BLOB NOT NULL,
+            note TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE INDEX checkpoints_by_size ON checkpoints (log_id, size);
+        CREATE TABLE tokens (
+            hash BLOB PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            tenant TEXT,
+            scopes TEXT NOT NULL,
+            name TEXT NOT NULL,
+            created TEXT NOT NULL,
+            revoked TEXT
+        );
+        CREATE TABLE signing_keys (
+            public_key BLOB PRIMARY KEY,
+            created TEXT NOT NULL,
+            retired TEXT
+        );
+        """,
+    ),
+]

@@ -1,0 +1,347 @@
+"""The embedded default backend: one SQLite database in WAL mode with synchronous=FULL.
+
+One writer connection (guarded by a lock; each log's sequencer is the only writer of
+its log) and one read connection per thread, so readers never block the writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from auditkeep.errors import CorruptionError, StorageError
+from auditkeep.log.merkle import EMPTY_ROOT
+from auditkeep.storage.base import (
+    TILE_WIDTH,
+    Bundle,
+    Commit,
+    LogInfo,
+    SigningKeyRecord,
+    StoredCheckpoint,
+    TokenRecord,
+)
+from auditkeep.storage.codec import (
+    pack_entries,
+    pack_json,
+    tile_groups,
+    unpack_entries,
+    unpack_json,
+)
+from auditkeep.storage.migrations import MIGRATIONS
+
+_IN_CHUNK = 500  # bound on SQL variables in one IN (...)
+
+
+@contextlib.contextmanager
+def mapped_errors(what: str) -> Iterator[None]:
+    """Translate sqlite3 exceptions into StorageError at the boundary."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StorageError(f"{what}: {exc}") from exc
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class SQLiteBackend:
+    """Backend on one SQLite file (`DATA/auditkeep.db`)."""
+
+    def __init__(self, path: str | Path, *, cache_mib: int = 64) -> None:
+        self.path = str(path)
+        self._cache_kib = cache_mib * 1024
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        with mapped_errors(f"opening {self.path}"):
+            self._writer = self._connect()
+            self._migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               timeout=30.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA cache_size=-{self._cache_kib}")
+        conn.execute("PRAGMA busy_timeout=30000")
+        with self._conns_lock:
+            self._conns.append(conn)
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def _migrate(self) -> None:
+        w = self._writer
+        w.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                  "(version INTEGER PRIMARY KEY, applied TEXT NOT NULL)")
+        done = {row[0] for row in w.execute("SELECT version FROM schema_migrations")}
+        for version, sql in MIGRATIONS:
+            if version in done:
+                continue
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in sql.split(";"):
+                    if stmt.strip():
+                        w.execute(stmt)
+                w.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, _now()))
+                w.execute("COMMIT")
+            except BaseException:
+                w.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        with self._write_lock, mapped_errors(what):
+            w = self._writer
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                yield w
+                w.execute("COMMIT")
+            except BaseException:
+                if w.in_transaction:
+                    w.execute("ROLLBACK")
+                raise
+
+    # logs -----------------------------------------------------------------
+
+    def open_log(self, name: str, origin: str) -> LogInfo:
+        found = self.get_log(name)
+        if found is not None:
+            return found
+        with self._write(f"creating log {name}") as w:
+            w.execute("INSERT OR IGNORE INTO logs (name, origin, size, root, created) "
+                      "VALUES (?, ?, 0, ?, ?)", (name, origin, EMPTY_ROOT, _now()))
+        log = self.get_log(name)
+        if log is None:
+            raise StorageError(f"log {name} vanished after creation")
+        return log
+
+    def get_log(self, name: str) -> LogInfo | None:
+        with mapped_errors(f"reading log {name}"):
+            row = self._reader().execute(
+                "SELECT id, name, origin, size, root FROM logs WHERE name = ?", (name,)
+            ).fetchone()
+        return LogInfo(*row) if row else None
+
+    def list_logs(self) -> list[LogInfo]:
+        with mapped_errors("listing logs"):
+            rows = self._reader().execute(
+                "SELECT id, name, origin, size, root FROM logs ORDER BY name").fetchall()
+        return [LogInfo(*r) for r in rows]
+
+    def append(self, commit: Commit) -> None:
+        log_id = commit.log_id
+        with self._write(f"appending to log {log_id}") as w:
+            n = len(commit.entries)
+            bundle_rows = []
+            personal_rows = []
+            for off in range(0, n, 256):
+                chunk = commit.entries[off : off + 256]
+                first = commit.first_seq + off
+                bundle_rows.append((log_id, first, len(chunk), pack_entries(chunk),
+                                    b"".join(commit.digests[off : off + 256])))
+                pers = {s: v for s, v in commit.personal.items() if first <= s < first + 256}
+                if pers:
+                    personal_rows.append((log_id, first, pack_json(pers)))
+            w.executemany("INSERT INTO bundles (log_id, first_seq, count, entries, digests) "
+                          "VALUES (?, ?, ?, ?, ?)", bundle_rows)
+            if personal_rows:
+                w.executemany("INSERT INTO personal (log_id, first_seq, data) VALUES (?, ?, ?)",
+                              personal_rows)
+            w.executemany(
+                "INSERT INTO tiles (log_id, level, idx, hashes) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (log_id, level, idx) DO UPDATE SET hashes = hashes || excluded.hashes",
+                [(log_id, lvl, idx, bytes(buf))
+                 for (lvl, idx), buf in tile_groups(commit.nodes).items()],
+            )
+            if commit.dedup:
+                w.executemany("INSERT OR IGNORE INTO dedup (log_id, key, seq) VALUES (?, ?, ?)",
+                              [(log_id, k, s) for k, s in commit.dedup])
+            cur = w.execute("UPDATE logs SET size = ?, root = ? WHERE id = ? AND size = ?",
+                            (commit.size, commit.root, log_id, commit.first_seq))
+            if cur.rowcount != 1:
+                raise StorageError(
+                    f"log {log_id} is not at size {commit.first_seq}; a second writer?")
+            if commit.checkpoint is not None:
+                self._insert_checkpoint(w, log_id, commit.checkpoint)
+
+    def read_nodes(self, log_id: int, coords: Sequence[tuple[int, int]]) -> list[bytes]:
+        tiles: dict[tuple[int, int], bytes] = {}
+        conn = self._reader()
+        with mapped_errors(f"reading tiles of log {log_id}"):
+            for level, index in coords:
+                key = (level, index // TILE_WIDTH)
+                if key not in tiles:
+                    row = conn.execute(
+                        "SELECT hashes FROM tiles WHERE log_id = ? AND level = ? AND idx = ?",
+                        (log_id, key[0], key[1])).fetchone()
+                    tiles[key] = row[0] if row else b""
+        out = []
+        for level, index in coords:
+            off = (index % TILE_WIDTH) * 32
+            h = tiles[(level, index // TILE_WIDTH)][off : off + 32]
+            if len(h) != 32:
+                raise CorruptionError(f"log {log_id}: node ({level}, {index}) is missing")
+            out.append(h)
+        return out
+
+    def read_tile_range(self, log_id: int, level: int, start: int, end: int) -> list[bytes]:
+        with mapped_errors(f"reading tiles of log {log_id}"):
+            rows = self._reader().execute(
+                "SELECT idx, hashes FROM tiles WHERE log_id = ? AND level = ? AND idx >= ? "
+                "AND idx < ? ORDER BY idx", (log_id, level, start, end)).fetchall()
+        return [bytes(r[1]) for r in rows]
+
+    def read_bundles(self, log_id: int, start: int, end: int) -> list[Bundle]:
+        conn = self._reader()
+        with mapped_errors(f"reading entries of log {log_id}"):
+            head = conn.execute(
+                "SELECT max(first_seq) FROM bundles WHERE log_id = ? AND first_seq <= ?",
+                (log_id, start)).fetchone()
+            lo = head[0] if head and head[0] is not None else start
+            rows = conn.execute(
+                "SELECT first_seq, count, entries, digests FROM bundles "
+                "WHERE log_id = ? AND first_seq >= ? AND first_seq < ? ORDER BY first_seq",
+                (log_id, lo, end)).fetchall()
+        out = []
+        for first, count, blob, digests in rows:
+            if first + count <= start:
+                continue
+            entries = unpack_entries(blob, count, f"log {log_id} bundle at seq {first}")
+            out.append(Bundle(first, entries,
+                              [digests[i * 32 : i * 32 + 32] for i in range(count)]))
+        return out
+
+    def bundle_index(self, log_id: int) -> list[tuple[int, int]]:
+        with mapped_errors(f"listing bundles of log {log_id}"):
+            rows = self._reader().execute(
+                "SELECT first_seq, count FROM bundles WHERE log_id = ? ORDER BY first_seq",
+                (log_id,)).fetchall()
+        return [(int(a), int(b)) for a, b in rows]
+
+    def read_personal(self, log_id: int, seqs: Sequence[int]) -> dict[int, dict[str, list[str]]]:
+        out: dict[int, dict[str, list[str]]] = {}
+        if not seqs:
+            return out
+        conn = self._reader()
+        wanted = set(seqs)
+        firsts = set()
+        with mapped_errors(f"reading personal data of log {log_id}"):
+            for s in wanted:
+                row = conn.execute(
+                    "SELECT max(first_seq) FROM personal WHERE log_id = ? AND first_seq <= ?",
+                    (log_id, s)).fetchone()
+                if row and row[0] is not None:
+                    firsts.add(row[0])
+            for first in firsts:
+                row = conn.execute("SELECT data FROM personal WHERE log_id = ? AND first_seq = ?",
+                                   (log_id, first)).fetchone()
+                data: Any = unpack_json(row[0])
+                for k, v in data.items():
+                    if int(k) in wanted:
+                        out[int(k)] = v
+        return out
+
+    def find_dedup(self, log_id: int, keys: Sequence[int]) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        conn = self._reader()
+        with mapped_errors(f"looking up event ids in log {log_id}"):
+            for i in range(0, len(keys), _IN_CHUNK):
+                chunk = keys[i : i + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for k, s in conn.execute(
+                    f"SELECT key, seq FROM dedup WHERE log_id = ? AND key IN ({marks})",  # noqa: S608 -- only placeholders are formatted in
+                    (log_id, *chunk),
+                ):
+                    out.setdefault(k, []).append(s)
+        return out
+
+    def _insert_checkpoint(self, w: sqlite3.Connection, log_id: int, cp: StoredCheckpoint) -> None:
+        w.execute("INSERT INTO checkpoints (log_id, size, root, note, created) "
+                  "VALUES (?, ?, ?, ?, ?)", (log_id, cp.size, cp.root, cp.note, cp.created))
+
+    def put_checkpoint(self, log_id: int, cp: StoredCheckpoint) -> None:
+        with self._write(f"storing a checkpoint of log {log_id}") as w:
+            self._insert_checkpoint(w, log_id, cp)
+
+    def checkpoints(self, log_id: int) -> list[StoredCheckpoint]:
+        with mapped_errors(f"reading checkpoints of log {log_id}"):
+            rows = self._reader().execute(
+                "SELECT size, root, note, created FROM checkpoints WHERE log_id = ? "
+                "ORDER BY size, id", (log_id,)).fetchall()
+        return [StoredCheckpoint(*r) for r in rows]
+
+    def latest_checkpoint(self, log_id: int) -> StoredCheckpoint | None:
+        with mapped_errors(f"reading checkpoints of log {log_id}"):
+            row = self._reader().execute(
+                "SELECT size, root, note, created FROM checkpoints WHERE log_id = ? "
+                "ORDER BY size DESC, id DESC LIMIT 1", (log_id,)).fetchone()
+        return StoredCheckpoint(*row) if row else None
+
+    # tokens and keys ---------------------------------------------------------
+
+    def put_token(self, token_hash: bytes, record: TokenRecord) -> None:
+        with self._write("storing a token") as w:
+            w.execute("INSERT INTO tokens (hash, id, tenant, scopes, name, created, revoked) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (token_hash, record.id, record.tenant, " ".join(record.scopes),
+                       record.name, record.created, record.revoked))
+
+    def token_by_hash(self, token_hash: bytes) -> TokenRecord | None:
+        with mapped_errors("reading a token"):
+            row = self._reader().execute(
+                "SELECT id, tenant, scopes, name, created, revoked FROM tokens WHERE hash = ?",
+                (token_hash,)).fetchone()
+        return _token(row) if row else None
+
+    def list_tokens(self) -> list[TokenRecord]:
+        with mapped_errors("listing tokens"):
+            rows = self._reader().execute(
+                "SELECT id, tenant, scopes, name, created, revoked FROM tokens "
+                "ORDER BY created, id").fetchall()
+        return [_token(r) for r in rows]
+
+    def revoke_token(self, token_id: str, when: str) -> bool:
+        with self._write("revoking a token") as w:
+            cur = w.execute("UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL",
+                            (when, token_id))
+            return cur.rowcount == 1
+
+    def put_signing_key(self, record: SigningKeyRecord) -> None:
+        with self._write("storing a signing key") as w:
+            w.execute("INSERT INTO signing_keys (public_key, created, retired) VALUES (?, ?, ?)",
+                      (record.public_key, record.created, record.retired))
+
+    def signing_keys(self) -> list[SigningKeyRecord]:
+        with mapped_errors("reading signing keys"):
+            rows = self._reader().execute(
+                "SELECT public_key, created, retired FROM signing_keys ORDER BY created, rowid"
+            ).fetchall()
+        return [SigningKeyRecord(bytes(r[0]), r[1], r[2]) for r in rows]
+
+    def retire_signing_key(self, public_key: bytes, when: str) -> None:
+        with self._write("retiring a signing key") as w:
+            w.execute("UPDATE signing_keys SET retired = ? WHERE public_key = ?",
+                      (when, public_key))
+
+    def close(self) -> None:
+        with self._conns_lock:
+            for c in self._conns:
+                with contextlib.suppress(sqlite3.Error):
+                    c.close()
+            self._conns.clear()
+
+
+def _token(row: tuple[Any, ...]) -> TokenRecord:
+    return TokenRecord(row[0], row[1], tuple(row[2].split()), row[3], row[4], row[5])
