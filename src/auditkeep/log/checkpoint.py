@@ -126,9 +126,7 @@ def open_checkpoint(
     opened = open_note(note, verifiers)
     cp = Checkpoint.parse(opened.text)
     if origin is not None and cp.origin != origin:
-        raise NoteError(
-            f"checkpoint line 1: origin {cp.origin!r} is not the expected {origin!r}"
-        )
+        raise NoteError(f"checkpoint line 1: origin {cp.origin!r} is not the expected {origin!r}")
     return cp, opened
 
 

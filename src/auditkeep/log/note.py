@@ -136,9 +136,7 @@ class Verifier:
         if not raw:
             raise NoteError(f"{where}: key is empty")
         if raw[0] != ALG_ED25519:
-            raise NoteError(
-                f"{where}: signature type 0x{raw[0]:02x} is not 0x01 (Ed25519)"
-            )
+            raise NoteError(f"{where}: signature type 0x{raw[0]:02x} is not 0x01 (Ed25519)")
         if len(raw) != 33:
             raise NoteError(f"{where}: Ed25519 public key is {len(raw) - 1} bytes, expected 32")
         given = bytes.fromhex(hex_id)
@@ -187,9 +185,7 @@ class Signer:
         """
         parts = skey.split("+", 4)
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
-            raise NoteError(
-                "signer key: expected 'PRIVATE+KEY+<name>+<hex key id>+<base64 seed>'"
-            )
+            raise NoteError("signer key: expected 'PRIVATE+KEY+<name>+<hex key id>+<base64 seed>'")
         name, hex_id, seed_b64 = parts[2:]
         problem = _name_problem(name)
         if problem is not None:
@@ -207,8 +203,7 @@ class Signer:
         signer = cls(name, Ed25519PrivateKey.from_private_bytes(raw[1:]))
         if bytes.fromhex(hex_id) != signer.key_id:
             raise NoteError(
-                f"{where}: key id {hex_id} does not match the key "
-                f"(expected {signer.key_id.hex()})"
+                f"{where}: key id {hex_id} does not match the key (expected {signer.key_id.hex()})"
             )
         return signer
 
@@ -279,9 +274,7 @@ def sign_note(text: str, signers: Sequence[Signer]) -> str:
     if not text.endswith("\n"):
         raise NoteError("sign note: text does not end with a newline")
     msg = _check_note_chars(text, "sign note: text")
-    lines = [
-        f"{_SIG_PREFIX}{s.name} {_b64encode(s.key_id + s.sign(msg))}\n" for s in signers
-    ]
+    lines = [f"{_SIG_PREFIX}{s.name} {_b64encode(s.key_id + s.sign(msg))}\n" for s in signers]
     return text + "\n" + "".join(lines)
 
 

@@ -222,21 +222,23 @@ def _check_checkpoints(info: LogInfo, report: LogReport, checkpoints: list[Store
                 "stored entries (a fork, or entries rewritten together with their tiles)",
                 size=parsed.size))
     latest = max((cp.size for cp in checkpoints), default=0)
+    newest: int | None = None
     for note in journal:
         try:
             parsed, _ = open_checkpoint(note, verifiers, origin=info.origin)
         except NoteError:
             continue  # the journal is evidence for rollback only; junk in it proves nothing
         if parsed.size > latest or parsed.size > report.entries:
-            report.findings.append(Finding(
-                info.name, "rolled-back", f"the checkpoint journal holds a signed checkpoint of "
-                f"size {parsed.size}; the database's latest is {latest} with {report.entries} "
-                "readable entries", size=parsed.size))
-            break
-        if parsed.size in by_size and by_size[parsed.size] != parsed.root:
+            newest = max(newest or 0, parsed.size)
+        elif parsed.size in by_size and by_size[parsed.size] != parsed.root:
             report.findings.append(Finding(
                 info.name, "forked-checkpoint", f"the journal and the database hold different "
                 f"signed roots for size {parsed.size}", size=parsed.size))
+    if newest is not None:
+        report.findings.append(Finding(
+            info.name, "rolled-back", f"the checkpoint journal holds a signed checkpoint of "
+            f"size {newest}; the database's latest is {latest} with {report.entries} "
+            "readable entries", size=newest))
     if info.size != report.entries and not any(f.kind == "deleted" for f in report.findings):
         report.findings.append(Finding(
             info.name, "size-mismatch", f"the log row says size {info.size}, {report.entries} "

@@ -66,8 +66,11 @@ def prepare(
     tenant: str,
     submitter: str,
     may_set_tenant: bool,
+    single: bool = False,
 ) -> list[Pending]:
-    """Normalise a request's events for `tenant`; raise with every problem found."""
+    """Normalise a request's events for `tenant`; raise with every problem found.
+
+    `single`: the body was one JSON object, so pointers start at the event itself."""
     received = now_utc()
     problems: list[FieldProblem] = []
     missing_ids = sum(1 for e in events if e.id is None)
@@ -75,35 +78,36 @@ def prepare(
     salts = os.urandom(SALT_BYTES * len(PERSONAL_ACTOR_FIELDS) * len(events))
     out: list[Pending] = []
     for i, ev in enumerate(events):
+        at = "" if single else f"/{i}"
         if ev.tenant is not None and ev.tenant != tenant:
             if not may_set_tenant:
                 raise ForbiddenError(
                     f"event {i} names tenant {ev.tenant!r}; only an admin token may set `tenant`",
-                    problems=[FieldProblem(f"/{i}/tenant", "tenant not allowed for this token",
+                    problems=[FieldProblem(f"{at}/tenant", "tenant not allowed for this token",
                                            "an admin token", "a tenant-bound token", index=i)],
                 )
             problems.append(FieldProblem(
-                f"/{i}/tenant", "all events of one request must go to one tenant",
+                f"{at}/tenant", "all events of one request must go to one tenant",
                 tenant, ev.tenant, index=i))
             continue
         if ev.metadata is not None:
-            problems.extend(_at(check_free_form(ev.metadata, f"/{i}/metadata"), i))
+            problems.extend(_at(check_free_form(ev.metadata, f"{at}/metadata"), i))
         if ev.changes:
             for j, ch in enumerate(ev.changes):
                 for name in ("before", "after"):
                     problems.extend(_at(check_free_form(
-                        getattr(ch, name), f"/{i}/changes/{j}/{name}"), i))
+                        getattr(ch, name), f"{at}/changes/{j}/{name}"), i))
         submitted: dict[str, Any] = msgspec.to_builtins(ev)
         if ev.time is not None:
             submitted["time"] = format_time(ev.time)
         try:
             raw = canonical_bytes(submitted)
         except CanonicalizationError as exc:
-            problems.append(FieldProblem(f"/{i}", str(exc), index=i))
+            problems.append(FieldProblem(at or "/", str(exc), index=i))
             continue
         if len(raw) > MAX_EVENT_BYTES:
             problems.append(FieldProblem(
-                f"/{i}", "event too large", f"<= {MAX_EVENT_BYTES} canonical bytes",
+                at or "/", "event too large", f"<= {MAX_EVENT_BYTES} canonical bytes",
                 f"{len(raw)} bytes", index=i))
             continue
         fields = submitted

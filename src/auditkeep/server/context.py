@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from auditkeep.auth import Principal, authenticate
 from auditkeep.datadir import Node
-from auditkeep.log.service import access_log_name
+from auditkeep.log.service import access_log_name, tenant_of
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.schema import Actor, Event, Resource
 
@@ -42,6 +42,7 @@ async def record_access(request: Request, who: Principal, tenant: str, action: s
         resource=Resource(type="log", id=tenant),
         metadata={"path": request.url.path, "params": details, "results": results},
     )
-    pendings = prepare([event], tenant=tenant, submitter=who.id, may_set_tenant=True)
-    future = node(request).logs.append(access_log_name(tenant), pendings)
+    owner = tenant_of(tenant)  # reads of T._access are recorded in T._access too
+    pendings = prepare([event], tenant=owner, submitter=who.id, may_set_tenant=True)
+    future = node(request).logs.append(access_log_name(owner), pendings)
     await asyncio.wrap_future(future)

@@ -46,7 +46,9 @@ async def post_events(request: Request) -> Response:
         if ev.tenant is not None and who.is_admin and request.query_params.get("tenant") is None:
             tenant = ev.tenant
             break
-    pendings = prepare(events, tenant=tenant, submitter=who.id, may_set_tenant=who.is_admin)
+    single = ctype not in NDJSON_TYPES and not body.lstrip().startswith(b"[")
+    pendings = prepare(events, tenant=tenant, submitter=who.id, may_set_tenant=who.is_admin,
+                       single=single)
     result = await asyncio.wrap_future(node(request).logs.append(tenant, pendings))
     receipts = [
         {"id": r.id, "seq": r.seq, "leaf_hash": base64.b64encode(r.leaf_hash).decode(),

@@ -11,7 +11,8 @@ from starlette.responses import Response
 
 from auditkeep.errors import NotFoundError, ValidationError
 from auditkeep.log.sequencer import dedup_key
-from auditkeep.log.service import tenant_of
+from auditkeep.auth import Principal
+from auditkeep.log.service import ACCESS_SUFFIX, access_log_name, tenant_of
 from auditkeep.query.index import Filters, decode_cursor, encode_cursor
 from auditkeep.server import params
 from auditkeep.server.context import caller, json_response, node, record_access
@@ -19,6 +20,14 @@ from auditkeep.server.context import caller, json_response, node, record_access
 SEARCH_PARAMS = {"actor", "action", "resource_type", "resource_id", "outcome", "category",
                  "source_service", "since", "until", "q", "limit", "cursor", "tenant"}
 MAX_LIMIT = 1000
+
+
+def _log_for(who: Principal, requested: str | None) -> str:
+    """The log a read targets: the caller's tenant, or `T._access` when asked for."""
+    tenant = who.tenant_for(tenant_of(requested) if requested else None)
+    if requested and requested.endswith(ACCESS_SUFFIX):
+        return access_log_name(tenant)
+    return tenant
 
 
 def b64(h: bytes) -> str:
@@ -29,7 +38,7 @@ async def search_events(request: Request) -> Response:
     who = caller(request)
     who.require("read", "audit")
     params.only(request, SEARCH_PARAMS)
-    tenant = who.tenant_for(request.query_params.get("tenant"))
+    tenant = _log_for(who, request.query_params.get("tenant"))
     n = node(request)
     if n.index is None:
         raise ValidationError("this server runs without a search index")
@@ -57,8 +66,8 @@ async def search_events(request: Request) -> Response:
 async def get_event(request: Request) -> Response:
     who = caller(request)
     who.require("read", "audit")
-    tenant = who.tenant_for(request.query_params.get("tenant"))
     params.only(request, {"tenant"})
+    tenant = _log_for(who, request.query_params.get("tenant"))
     event_id = request.path_params["id"]
     n = node(request)
     log = n.store.get_log(tenant)

@@ -53,7 +53,7 @@ def unpack_entries(blob: bytes, count: int, where: str) -> list[bytes]:
 
 
 def pack_json(value: object) -> bytes:
-    return _compressor().compress(orjson.dumps(value))
+    return _compressor().compress(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
 
 
 def unpack_json(blob: bytes) -> object:

@@ -25,7 +25,7 @@ MIGRATIONS: list[tuple[int, str]] = [
             digests BLOB NOT NULL,
             UNIQUE (log_id, first_seq)
         );
-        -- Personal values and their salts, beside the log, per bundle; erasable.
+        -- Personal values and their salts, beside the log, per bundle (erasable).
         CREATE TABLE personal (
             id INTEGER PRIMARY KEY,
             log_id INTEGER NOT NULL,
@@ -43,7 +43,7 @@ MIGRATIONS: list[tuple[int, str]] = [
             hashes BLOB NOT NULL,
             UNIQUE (log_id, level, idx)
         );
-        -- 64-bit keys of event ids: small rows, so the index stays in cache.
+        -- 64-bit keys of event ids: small rows, so the index stays in cache
         CREATE TABLE dedup (
             log_id INTEGER NOT NULL,
             key INTEGER NOT NULL,

@@ -1,0 +1,3 @@
+from auditkeep.cli.main import main
+
+main()

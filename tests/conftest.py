@@ -1,0 +1,96 @@
+"""Shared fixtures: real data directories, and a real server process on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from auditkeep.datadir import DataDir, Node, open_node
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> DataDir:
+    return DataDir(tmp_path / "data")
+
+
+@pytest.fixture
+def node(data_dir: DataDir) -> Iterator[Node]:
+    n = open_node(data_dir)
+    n.start()
+    yield n
+    n.close()
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen[bytes]
+    url: str
+    data: DataDir
+
+    @property
+    def admin_token(self) -> str:
+        return self.data.admin_token.read_text().strip()
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30.0, headers={
+            "Authorization": f"Bearer {token or self.admin_token}"})
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(data: DataDir, *extra: str) -> ServerProcess:
+    """`auditkeep serve` in a child process on a free loopback port; waits until ready."""
+    port = free_port()
+    log_path = data.root.parent / f"server-{port}.log"
+    cmd = [sys.executable, "-m", "auditkeep", "serve", "--data", str(data.root), "--port",
+           str(port), "--log-level", "warning", *extra]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log_path.read_text()}")
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return ServerProcess(proc, url, data)
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"server never became ready: {log_path.read_text()}")
+
+
+@pytest.fixture
+def server(data_dir: DataDir) -> Iterator[ServerProcess]:
+    s = start_server(data_dir)
+    yield s
+    s.stop()
