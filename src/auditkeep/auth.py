@@ -16,7 +16,7 @@ from auditkeep.errors import AuthError, ForbiddenError, ValidationError
 from auditkeep.storage.base import Backend, TokenRecord
 
 SCOPES = ("admin", "audit", "ingest", "personal", "read")
-TOKEN_PREFIX = "ak_"
+TOKEN_PREFIX = "ak_"  # noqa: S105 -- a prefix, not a secret
 
 
 def token_hash(token: str) -> bytes:

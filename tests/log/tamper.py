@@ -6,11 +6,12 @@ import sqlite3
 from contextlib import closing
 from typing import Any
 
+import orjson
+
 from auditkeep.datadir import DataDir, open_node
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.validate import decode_events
 from auditkeep.storage.codec import pack_entries, unpack_entries
-import orjson
 
 
 def populate(data: DataDir, commits: int = 12, per_commit: int = 10) -> None:

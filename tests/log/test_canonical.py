@@ -231,7 +231,7 @@ class TestRejections:
             pytest.param(Colour.RED, id="enum"),
             pytest.param(Tag("x"), id="str-subclass"),
             pytest.param(collections.OrderedDict(a=1), id="dict-subclass"),
-            pytest.param(collections.namedtuple("P", "x")(1), id="namedtuple"),
+            pytest.param(collections.namedtuple("P", "x")(x=1), id="namedtuple"),
             pytest.param(orjson.Fragment(b"[1.0]"), id="orjson-fragment"),
             pytest.param(object(), id="object"),
         ],
@@ -246,9 +246,7 @@ class TestRejections:
             encoder({"x": ["no float", value]})
 
     @pytest.mark.parametrize("encoder", ENCODERS)
-    def test_nesting_up_to_the_limit_is_accepted_and_beyond_it_refused(
-        self, encoder: Any
-    ) -> None:
+    def test_nesting_up_to_the_limit_is_accepted_and_beyond_it_refused(self, encoder: Any) -> None:
         deepest: Any = 1
         for _ in range(MAX_DEPTH):
             deepest = [deepest]
@@ -267,8 +265,24 @@ class TestRejections:
 # Characters that stress escaping and UTF-16 ordering, mixed with any character UTF-8 can
 # carry (lone surrogates are the rejection tests' business).
 _TRICKY = st.sampled_from(
-    ["\x00", "\x1f", "\x7f", '"', "\\", "/", "\u2028", "\ud7ff", "\ue000", "\uffff",
-     "\U00010000", "\U0001f600", "\U0010ffff", "a", "A", "é"]
+    [
+        "\x00",
+        "\x1f",
+        "\x7f",
+        '"',
+        "\\",
+        "/",
+        "\u2028",
+        "\ud7ff",
+        "\ue000",
+        "\uffff",
+        "\U00010000",
+        "\U0001f600",
+        "\U0010ffff",
+        "a",
+        "A",
+        "é",
+    ]
 )
 _TEXT = st.text(st.one_of(_TRICKY, st.characters(codec="utf-8")), max_size=12)
 _SCALARS = st.one_of(

@@ -181,6 +181,6 @@ class TestKeys:
             assert [k["active"] for k in default_keys].count(True) == 1
             assert len(default_keys) == 2
             vs = verifiers(c)
-            old_cp, old = open_checkpoint(old_note, vs)
-            new_cp, new = open_checkpoint(new_note, vs)
+            _, old = open_checkpoint(old_note, vs)
+            _, new = open_checkpoint(new_note, vs)
             assert old.verified[0].key_id != new.verified[0].key_id

@@ -35,7 +35,7 @@ class AuditkeepGroup(click.Group):
 class CliError(click.ClickException):
     def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click's is a class default
 
     def show(self, file: Any = None) -> None:
         click.echo(f"auditkeep: {self.format_message()}", err=True)

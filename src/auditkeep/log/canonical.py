@@ -182,15 +182,13 @@ def _encode(value: object, out: list[str], path: str, depth: int) -> None:
     elif type(value) is float:
         if not math.isfinite(value):
             raise CanonicalizationError(
-                f"float {value!r} at {path} has no JSON encoding; RFC 8785 rejects NaN "
-                "and Infinity"
+                f"float {value!r} at {path} has no JSON encoding; RFC 8785 rejects NaN and Infinity"
             )
         out.append(format_es6_number(value))
     elif type(value) is dict or type(value) is list or type(value) is tuple:
         if depth > MAX_DEPTH:
             raise CanonicalizationError(
-                f"containers nested more than {MAX_DEPTH} deep at {path} "
-                "(a circular reference?)"
+                f"containers nested more than {MAX_DEPTH} deep at {path} (a circular reference?)"
             )
         if type(value) is dict:
             _encode_object(value, out, path, depth)

@@ -9,12 +9,12 @@ before the backend returns (durable). A full queue raises `Pushback`, never drop
 from __future__ import annotations
 
 import hashlib
-import re
 import logging
+import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -134,7 +134,7 @@ class Sequencer:
                                         daemon=True)
         self._thread.start()
 
-    def _read_nodes(self, coords: list[tuple[int, int]]) -> list[bytes]:
+    def _read_nodes(self, coords: Sequence[tuple[int, int]]) -> list[bytes]:
         return self._store.read_nodes(self.info.id, coords)
 
     @property
@@ -270,7 +270,7 @@ class Sequencer:
                 self._persisted(latest)
             self.stats.committed_events += len(entries)
             self.stats.commits += 1
-        assert self._latest is not None  # noqa: S101 -- set in __init__, only replaced after
+        assert self._latest is not None
         note = self._latest.note
         for req, receipts in answers:
             req.future.set_result(AppendResult(receipts, note, size))

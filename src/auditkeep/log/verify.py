@@ -141,8 +141,7 @@ def verify_log(store: Backend, info: LogInfo, verifiers: Sequence[Verifier],
                         break
         computed[level] = bytearray()
 
-    leaf_pos = 0
-    for pos, entry in _positions(store, info, report, index):
+    for leaf_pos, (pos, entry) in enumerate(_positions(store, info, report, index)):
         if pos != leaf_pos:
             # A gap was reported; leaves cannot be placed, so stop building the tree here.
             break
@@ -158,7 +157,6 @@ def verify_log(store: Backend, info: LogInfo, verifiers: Sequence[Verifier],
                 flush_tile(level)
             tile_idx[level] = t
             computed.setdefault(level, bytearray()).extend(h)
-        leaf_pos += 1
         if tree.size in sizes:
             roots[tree.size] = tree.root()
     for level in list(computed):

@@ -9,9 +9,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from auditkeep.auth import Principal
 from auditkeep.errors import NotFoundError, ValidationError
 from auditkeep.log.sequencer import dedup_key
-from auditkeep.auth import Principal
 from auditkeep.log.service import ACCESS_SUFFIX, access_log_name, tenant_of
 from auditkeep.query.index import Filters, decode_cursor, encode_cursor
 from auditkeep.server import params
@@ -44,7 +44,7 @@ async def search_events(request: Request) -> Response:
         raise ValidationError("this server runs without a search index")
     qp = request.query_params
     limit = params.integer(request, "limit", default=100, lo=1, hi=MAX_LIMIT)
-    assert limit is not None  # noqa: S101 -- has a default
+    assert limit is not None
     f = Filters(
         actor=qp.get("actor"), action=qp.get("action"), resource_type=qp.get("resource_type"),
         resource_id=qp.get("resource_id"), outcome=qp.get("outcome"),

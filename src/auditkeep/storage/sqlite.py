@@ -161,7 +161,8 @@ class SQLiteBackend:
                               personal_rows)
             w.executemany(
                 "INSERT INTO tiles (log_id, level, idx, hashes) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (log_id, level, idx) DO UPDATE SET hashes = CAST(hashes || excluded.hashes AS BLOB)",
+                "ON CONFLICT (log_id, level, idx) DO UPDATE SET "
+                "hashes = CAST(hashes || excluded.hashes AS BLOB)",
                 [(log_id, lvl, idx, bytes(buf))
                  for (lvl, idx), buf in tile_groups(commit.nodes).items()],
             )
