@@ -259,10 +259,9 @@ class TestSubtreeRoot:
     def test_no_hashes_is_the_empty_root(self) -> None:
         assert subtree_root([]) == EMPTY_ROOT == hashlib.sha256(b"").digest()
 
-    @given(st.integers(0, MAX_LEAVES.bit_length() - 1), st.data())
-    def test_fold_is_mth_of_every_aligned_range(self, level: int, data: st.DataObject) -> None:
-        width = data.draw(st.integers(1, min(2 << level, MAX_LEAVES) - 1))
-        k = 1 << (width.bit_length() - 1)
+    @given(st.integers(1, MAX_LEAVES), st.data())
+    def test_fold_is_mth_of_every_aligned_range(self, width: int, data: st.DataObject) -> None:
+        k = 1 << (width.bit_length() - 1)  # start must be a multiple of the biggest 2**n <= width
         start = k * data.draw(st.integers(0, (MAX_LEAVES - width) // k))
         end = start + width
         hashes = [REF_NODES[c] for c in perfect_ranges(start, end)]
@@ -391,8 +390,11 @@ class TestConsistency:
             verify_consistency(3, 7, proof, root1, ref_mth(LEAVES[:8]))
         with pytest.raises(ProofError, match="from size 3 to size 7: computed root1 "):
             verify_consistency(3, 7, proof, ref_mth(LEAVES[:2]), root2)
-        with pytest.raises(ProofError, match="proof has 2 hashes, expected 3"):
-            verify_consistency(3, 7, proof[:2], root1, root2)
+        assert len(proof) == 4
+        with pytest.raises(ProofError, match="proof has 3 hashes, expected 4"):
+            verify_consistency(3, 7, proof[:3], root1, root2)
+        with pytest.raises(ProofError, match="root1 is 31 bytes"):
+            verify_consistency(3, 7, proof, root1[:31], root2)
         with pytest.raises(ProofError, match="root2 is 31 bytes"):
             verify_consistency(3, 7, proof, root1, root2[:31])
 

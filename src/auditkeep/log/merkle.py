@@ -20,6 +20,9 @@ EMPTY_ROOT: bytes = hashlib.sha256(b"").digest()
 _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
 _sha256 = hashlib.sha256
+# Copying a context that has already absorbed the prefix is ~10% faster than
+# sha256(prefix + left + right) with OpenSSL's hashlib; only the ingest path needs that.
+_NODE_CONTEXT = _sha256(_NODE_PREFIX)
 
 NodeReader: TypeAlias = Callable[[Sequence[tuple[int, int]]], list[bytes]]
 """Given a batch of node coordinates, returns their stored hashes in the same order."""
@@ -117,7 +120,9 @@ def consistency_proof(size1: int, size2: int, read: NodeReader) -> list[bytes]:
         raise ProofError(
             f"consistency proof from size {size1} to size {size2}: need 0 < size1 <= size2")
     ranges: list[tuple[int, int]] = []  # from the root down
-    lo, hi, whole = 0, size2, True  # whole: is [lo, hi) still the requested old tree's parent?
+    # whole is SUBPROOF's b: true while lo == 0, where the verifier already holds the
+    # old tree's root, so a node ending exactly at size1 need not be sent.
+    lo, hi, whole = 0, size2, True
     while size1 != hi:
         mid = lo + _split(hi - lo)
         if size1 <= mid:
@@ -301,14 +306,17 @@ class CompactTree:
         emit = out.append
         hashes = self._hashes
         push, pop = hashes.append, hashes.pop
-        sha256, prefix = _sha256, _NODE_PREFIX
+        new_node = _NODE_CONTEXT.copy
         index = self._size
         try:
             for leaf in leaves:
                 emit((0, index, leaf))
                 h, level, carry = leaf, 0, index
                 while carry & 1:
-                    h = sha256(prefix + pop() + h).digest()
+                    node = new_node()
+                    node.update(pop())
+                    node.update(h)
+                    h = node.digest()
                     level += 1
                     carry >>= 1
                     emit((level, carry, h))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import threading
 import time
 from collections import deque
@@ -22,34 +21,15 @@ from datetime import UTC, datetime
 import orjson
 
 from auditkeep.errors import AuditkeepError, ConflictError, Pushback, StorageError
-from auditkeep.log.canonical import canonical_bytes
 from auditkeep.log.checkpoint import Checkpoint, sign_checkpoint
 from auditkeep.log.merkle import CompactTree
 from auditkeep.log.note import Signer
-from auditkeep.pipeline.prepare import Pending
+from auditkeep.pipeline.prepare import Pending, encode
 from auditkeep.storage.base import Backend, Commit, LogInfo, StoredCheckpoint
 
 log = logging.getLogger(__name__)
 
 _LEAF_PREFIX = b"\x00"
-
-
-_UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-
-
-def dedup_key(event_id: str) -> int:
-    """The 64-bit key under which an event id is indexed (SQLite integers are signed).
-
-    For UUIDv7 ids (what the server and the SDK assign) the key starts with the id's
-    48-bit millisecond timestamp, so new keys land at the right edge of the B-tree and
-    the index stays in cache however large it grows; other ids hash to random keys.
-    Keys may collide: a hit is always confirmed against the stored id.
-    """
-    digest = hashlib.sha256(event_id.encode()).digest()
-    if _UUID7.match(event_id):
-        ms = int(event_id[:8] + event_id[9:13], 16)
-        return (ms << 16) | int.from_bytes(digest[:2], "big")
-    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 @dataclass(slots=True)
@@ -215,7 +195,7 @@ class Sequencer:
     def _commit_batch(self, batch: list[_Request]) -> None:
         tree = self._tree
         first_seq = tree.size
-        keys = {dedup_key(p.id) for req in batch for p in req.pendings if p.explicit_id}
+        keys = {p.dedup_key for req in batch for p in req.pendings if p.explicit_id}
         stored = self._store.find_dedup(self.info.id, list(keys)) if keys else {}
         seen: dict[str, tuple[int, bytes, bytes]] = {}  # id -> (seq, digest, leaf) this commit
         entries: list[bytes] = []
@@ -242,12 +222,12 @@ class Sequencer:
                 seq = tree.size
                 record = p.fields
                 record["seq"] = seq
-                entry = canonical_bytes(record)
+                entry = encode(record, p.plain)
                 leaf = sha256(_LEAF_PREFIX + entry).digest()
                 nodes.extend(tree.append(leaf))
                 entries.append(entry)
                 digests.append(p.digest)
-                dedup.append((dedup_key(p.id), seq))
+                dedup.append((p.dedup_key, seq))
                 if p.explicit_id:
                     seen[p.id] = (seq, p.digest, leaf)
                 if p.personal:
@@ -301,7 +281,7 @@ class Sequencer:
                 self._same_or_conflict(p, seq, digest)
                 found[p.id] = (seq, leaf)
                 continue
-            for seq in stored.get(dedup_key(p.id), ()):
+            for seq in stored.get(p.dedup_key, ()):
                 entry_id, digest = self._stored_id_digest(seq)
                 if entry_id != p.id:
                     continue  # a 64-bit key collision between two different ids

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -13,11 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import orjson
 
 from auditkeep.errors import FieldProblem, ForbiddenError, PayloadTooLarge, ValidationError
 from auditkeep.log.canonical import CanonicalizationError, canonical_bytes
 from auditkeep.pipeline.schema import PERSONAL_ACTOR_FIELDS, SCHEMA_VERSION, Event
-from auditkeep.pipeline.validate import MAX_EVENT_BYTES, check_free_form
+from auditkeep.pipeline.validate import MAX_EVENT_BYTES, scan_free_form
 
 SALT_BYTES = 16
 
@@ -31,6 +33,26 @@ class Pending:
     fields: dict[str, Any]
     digest: bytes
     personal: dict[str, list[str]] | None
+    dedup_key: int
+    plain: bool  # True: `encode` may take orjson's fast path (see `encode`)
+
+
+_UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def dedup_key(event_id: str, *, assigned: bool = False) -> int:
+    """The 64-bit key under which an event id is indexed (SQLite integers are signed).
+
+    For UUIDv7 ids (what the server and the SDK assign) the key is the id's 48-bit
+    millisecond timestamp and 16 of its random bits, so new keys land at the right edge
+    of the B-tree and the index stays in cache however large it grows; other ids hash
+    to random keys. Keys may collide: a hit is always confirmed against the stored id.
+    `assigned`: the server made this id, so it is known to be a UUIDv7.
+    """
+    if assigned or _UUID7.match(event_id):
+        return (int(event_id[:8] + event_id[9:13], 16) << 16) | int(
+            event_id[15:18] + event_id[20], 16)
+    return int.from_bytes(hashlib.sha256(event_id.encode()).digest()[:8], "big", signed=True)
 
 
 def format_time(dt: datetime) -> str:
@@ -55,9 +77,33 @@ def uuid7_strings(n: int) -> list[str]:
     return out
 
 
-def commitment(salt: bytes, value: Any) -> str:
-    """hex(SHA-256(salt ‖ JCS(value))): hides a personal value, binds the entry to it."""
-    return hashlib.sha256(salt + canonical_bytes(value)).hexdigest()
+_FAST = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+
+
+def encode(value: Any, plain: bool) -> bytes:
+    """RFC 8785 bytes of a prepared record. When `plain` (its free-form parts were scanned
+    by `scan_free_form`: floats already ES6 fragments, no key where UTF-16 order differs),
+    orjson with sorted keys *is* RFC 8785 — measured at ~1 µs against ~10 µs for a generic
+    walk. Otherwise the general encoder decides."""
+    if plain:
+        return orjson.dumps(value, option=_FAST)
+    return canonical_bytes(_unfragment(value))
+
+
+def _unfragment(value: Any) -> Any:
+    if type(value) is orjson.Fragment:
+        return orjson.loads(value.contents)
+    if type(value) is dict:
+        return {k: _unfragment(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_unfragment(v) for v in value]
+    return value
+
+
+def commitment(salt: bytes, value: str) -> str:
+    """hex(SHA-256(salt ‖ JCS(value))): hides a personal value, binds the entry to it.
+    (The RFC 8785 form of a string is orjson's.)"""
+    return hashlib.sha256(salt + orjson.dumps(value)).hexdigest()
 
 
 def prepare(
@@ -90,19 +136,24 @@ def prepare(
                 f"{at}/tenant", "all events of one request must go to one tenant",
                 tenant, ev.tenant, index=i))
             continue
+        plain = True
         if ev.metadata is not None:
-            problems.extend(_at(check_free_form(ev.metadata, f"{at}/metadata"), i))
+            found, plain = scan_free_form(ev.metadata, f"{at}/metadata")
+            problems.extend(_at(found, i))
         if ev.changes:
             for j, ch in enumerate(ev.changes):
                 for name in ("before", "after"):
-                    problems.extend(_at(check_free_form(
-                        getattr(ch, name), f"{at}/changes/{j}/{name}"), i))
+                    found, ok = scan_free_form(getattr(ch, name), f"{at}/changes/{j}/{name}")
+                    problems.extend(_at(found, i))
+                    plain = plain and ok
+        if problems and problems[-1].index == i:
+            continue
         submitted: dict[str, Any] = msgspec.to_builtins(ev)
         if ev.time is not None:
             submitted["time"] = format_time(ev.time)
         try:
-            raw = canonical_bytes(submitted)
-        except CanonicalizationError as exc:
+            raw = encode(submitted, plain)
+        except (CanonicalizationError, orjson.JSONEncodeError) as exc:
             problems.append(FieldProblem(at or "/", str(exc), index=i))
             continue
         if len(raw) > MAX_EVENT_BYTES:
@@ -121,7 +172,8 @@ def prepare(
         fields["submitter"] = submitter
         fields["v"] = SCHEMA_VERSION
         personal = _commit_personal(fields["actor"], salts, i)
-        out.append(Pending(event_id, explicit, fields, hashlib.sha256(raw).digest(), personal))
+        out.append(Pending(event_id, explicit, fields, hashlib.sha256(raw).digest(), personal,
+                           dedup_key(event_id, assigned=not explicit), plain))
     if problems:
         first = problems[0]
         if all(p.detail == "event too large" for p in problems):

@@ -6,13 +6,15 @@ decode event by event, so a bad batch costs more than a good one, never the reve
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import msgspec
+import orjson
 
 from auditkeep.errors import FieldProblem, PayloadTooLarge, ValidationError
+from auditkeep.log.canonical import format_es6_number
 from auditkeep.pipeline.schema import Event
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -133,38 +135,57 @@ def _decode_each(items: list[bytes] | list[msgspec.Raw]) -> list[Event]:
     return events
 
 
-def check_free_form(value: Any, pointer: str) -> Iterator[FieldProblem]:
-    """Rules msgspec cannot express for free-form JSON (metadata, change values)."""
+def scan_free_form(value: Any, pointer: str) -> tuple[list[FieldProblem], bool]:
+    """Check free-form JSON (metadata, change values) and make it ready for the fast
+    canonical encoder: finite floats become their RFC 8785 (ES6) text as orjson
+    fragments, in place. Returns the problems and whether the value is *plain*, i.e.
+    orjson with sorted keys now writes its RFC 8785 form (False when a key holds a
+    character above U+FFFF, where UTF-16 and code-point key order differ)."""
+    if type(value) is dict and len(value) <= MAX_METADATA_KEYS:
+        # Fast path: a flat object of strings, safe integers, booleans and nulls.
+        for k, v in value.items():
+            t = type(v)
+            if not (k.isascii() and (t is str or v is None or t is bool or (
+                    t is int and -MAX_SAFE_INT <= v <= MAX_SAFE_INT))):
+                break
+        else:
+            return [], True
+    problems: list[FieldProblem] = []
+    plain = True
     keys = 0
     stack: list[tuple[Any, str, int]] = [(value, pointer, 1)]
     while stack:
         node, at, depth = stack.pop()
-        if isinstance(node, dict):
-            if depth > MAX_METADATA_DEPTH:
-                yield FieldProblem(at, "nested too deeply", f"depth <= {MAX_METADATA_DEPTH}",
-                                   f"depth {depth}")
-                continue
+        if type(node) is dict:
+            items: Any = node.items()
             keys += len(node)
-            for k, v in node.items():
-                if isinstance(v, dict | list):
-                    stack.append((v, f"{at}/{_pointer_escape(k)}", depth + 1))
-                elif type(v) is int and not -MAX_SAFE_INT <= v <= MAX_SAFE_INT:
-                    yield _unsafe_int(f"{at}/{_pointer_escape(k)}", v)
-        elif isinstance(node, list):
-            if depth > MAX_METADATA_DEPTH:
-                yield FieldProblem(at, "nested too deeply", f"depth <= {MAX_METADATA_DEPTH}",
-                                   f"depth {depth}")
-                continue
-            for i, v in enumerate(node):
-                if isinstance(v, dict | list):
-                    stack.append((v, f"{at}/{i}", depth + 1))
-                elif type(v) is int and not -MAX_SAFE_INT <= v <= MAX_SAFE_INT:
-                    yield _unsafe_int(f"{at}/{i}", v)
-        elif type(node) is int and not -MAX_SAFE_INT <= node <= MAX_SAFE_INT:
-            yield _unsafe_int(at, node)
+        elif type(node) is list:
+            items = enumerate(node)
+        else:
+            continue
+        if depth > MAX_METADATA_DEPTH:
+            problems.append(FieldProblem(at, "nested too deeply", f"depth <= {MAX_METADATA_DEPTH}",
+                                         f"depth {depth}"))
+            continue
+        for k, v in list(items):
+            if type(k) is str and not k.isascii() and max(k) > "\uffff":
+                plain = False
+            t = type(v)
+            if t is dict or t is list:
+                stack.append((v, f"{at}/{_pointer_escape(str(k))}", depth + 1))
+            elif t is int and not -MAX_SAFE_INT <= v <= MAX_SAFE_INT:
+                problems.append(_unsafe_int(f"{at}/{_pointer_escape(str(k))}", v))
+            elif t is float:
+                if math.isfinite(v):
+                    node[k] = orjson.Fragment(format_es6_number(v))
+                else:
+                    problems.append(FieldProblem(f"{at}/{_pointer_escape(str(k))}",
+                                                 "number too large for a double",
+                                                 "a finite number", str(v)))
     if keys > MAX_METADATA_KEYS:
-        yield FieldProblem(pointer, "too many keys", f"<= {MAX_METADATA_KEYS} keys in total",
-                           f"{keys} keys")
+        problems.append(FieldProblem(pointer, "too many keys",
+                                     f"<= {MAX_METADATA_KEYS} keys in total", f"{keys} keys"))
+    return problems, plain
 
 
 def _unsafe_int(at: str, v: int) -> FieldProblem:

@@ -11,8 +11,8 @@ from starlette.responses import Response
 
 from auditkeep.auth import Principal
 from auditkeep.errors import NotFoundError, ValidationError
-from auditkeep.log.sequencer import dedup_key
 from auditkeep.log.service import ACCESS_SUFFIX, access_log_name, tenant_of
+from auditkeep.pipeline.prepare import dedup_key
 from auditkeep.query.index import Filters, decode_cursor, encode_cursor
 from auditkeep.server import params
 from auditkeep.server.context import caller, json_response, node, record_access

@@ -151,7 +151,8 @@ class SQLiteBackend:
                 first = commit.first_seq + off
                 bundle_rows.append((log_id, first, len(chunk), pack_entries(chunk),
                                     b"".join(commit.digests[off : off + 256])))
-                pers = {s: v for s, v in commit.personal.items() if first <= s < first + 256}
+                pers = {s: commit.personal[s] for s in range(first, first + len(chunk))
+                        if s in commit.personal} if commit.personal else None
                 if pers:
                     personal_rows.append((log_id, first, pack_json(pers)))
             w.executemany("INSERT INTO bundles (log_id, first_seq, count, entries, digests) "

@@ -1,0 +1,81 @@
+"""Shared by the benchmarks: realistic events, timing, and printing figure vs baseline."""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # so `tests.conftest.start_server` can be reused
+
+ACTIONS = ["orders.create", "orders.delete", "orders.refund", "users.login", "users.logout",
+           "iam.role.grant", "secrets.read", "config.update", "invoices.export", "k8s.pods.exec"]
+OUTCOMES = ["success"] * 8 + ["failure", "denied"]
+CATEGORIES = ["data_change", "data_access", "auth", "admin", "config"]
+SERVICES = ["billing", "gateway", "iam", "orders", "k8s-api"]
+
+
+def make_event(i: int, rng: random.Random, base_us: int) -> dict[str, Any]:
+    actor = f"user-{rng.randrange(5000)}"
+    return {
+        "action": rng.choice(ACTIONS),
+        "actor": {"id": actor, "type": "user", "email": f"{actor}@example.com",
+                  "ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"},
+        "outcome": rng.choice(OUTCOMES),
+        "category": rng.choice(CATEGORIES),
+        "time": _iso(base_us + i * 1000),
+        "resource": {"type": "order", "id": str(rng.randrange(1_000_000))},
+        "source": {"service": rng.choice(SERVICES), "region": "eu-west-1"},
+        "request_id": f"req-{i}",
+        "metadata": {"amount": rng.randrange(100_000), "currency": "EUR",
+                     "note": f"batch {i // 1000} item {i % 1000}"},
+    }
+
+
+def _iso(us: int) -> str:
+    import datetime as dt
+
+    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=us)).isoformat(
+        timespec="microseconds") + "Z"
+
+
+def events(n: int, seed: int = 1, base_us: int | None = None) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    base = base_us if base_us is not None else int((time.time() - 86_400 * 30) * 1e6)
+    return [make_event(i, rng, base) for i in range(n)]
+
+
+def percentiles(samples: list[float]) -> tuple[float, float, float]:
+    s = sorted(samples)
+    q = statistics.quantiles(s, n=100, method="inclusive")
+    return q[49], q[94], q[98]
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def report(name: str, value: float, unit: str, baseline_name: str, baseline: float,
+           target: str = "") -> None:
+    ratio = value / baseline if baseline else float("nan")
+    tgt = f"   target {target}" if target else ""
+    print(f"{name:<48} {value:>12,.0f} {unit:<9} baseline {baseline_name}: {baseline:,.0f} "
+          f"{unit} (ratio {ratio:.2f}){tgt}", flush=True)
+
+
+def scratch(name: str) -> Path:
+    base = Path(os.environ.get("AUDITKEEP_BENCH_DIR", "/tmp/auditkeep-bench")) / name
+    if base.exists():
+        import shutil
+
+        shutil.rmtree(base)
+    base.mkdir(parents=True)
+    return base

@@ -1,0 +1,132 @@
+"""Ingest throughput: HTTP bulk (NDJSON, 1,000 a request, 8 clients, durable acks) and
+in-process append, each against the floor of appending the same canonical bytes to a
+file with an fsync per 1,000.
+
+    python bench/ingest.py [--events 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+
+import httpx
+import orjson
+from common import events, report, scratch
+
+from auditkeep.datadir import DataDir, open_node
+from auditkeep.log.canonical import canonical_bytes
+from auditkeep.pipeline.prepare import prepare
+from auditkeep.pipeline.validate import decode_events
+
+
+def floor(path: str, lines: list[bytes], per_sync: int = 1000) -> float:
+    """Appending the entries to a file, fsync per 1,000: what durability alone costs."""
+    t = time.perf_counter()
+    with open(path, "ab") as f:
+        for i in range(0, len(lines), per_sync):
+            f.write(b"".join(lines[i : i + per_sync]))
+            f.flush()
+            os.fsync(f.fileno())
+    return len(lines) / (time.perf_counter() - t)
+
+
+def in_process(bodies: list[bytes], n: int, *, prepared: bool) -> float:
+    d = DataDir(scratch("inproc") / "data")
+    node = open_node(d, with_index=False)
+    try:
+        if prepared:
+            batches = [prepare(decode_events(b, ndjson=True), tenant="default",
+                               submitter="tok_bench", may_set_tenant=False) for b in bodies]
+            t = time.perf_counter()
+            futures = [node.logs.append("default", p) for p in batches]
+            for f in futures:
+                f.result()
+        else:
+            t = time.perf_counter()
+            futures = []
+            for b in bodies:
+                p = prepare(decode_events(b, ndjson=True), tenant="default",
+                            submitter="tok_bench", may_set_tenant=False)
+                futures.append(node.logs.append("default", p))
+            for f in futures:
+                f.result()
+        return n / (time.perf_counter() - t)
+    finally:
+        node.close()
+
+
+def http(bodies: list[bytes], n: int, clients: int = 8) -> tuple[float, float]:
+    from tests.conftest import start_server
+
+    d = DataDir(scratch("http") / "data")
+    srv = start_server(d)
+    try:
+        token = srv.admin_token
+        queue = list(bodies)
+        lock = threading.Lock()
+        errors: list[str] = []
+
+        def worker() -> None:
+            with httpx.Client(base_url=srv.url, timeout=120, headers={
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": "application/x-ndjson"}) as c:
+                while True:
+                    with lock:
+                        if not queue:
+                            return
+                        body = queue.pop()
+                    while True:
+                        r = c.post("/v1/events", content=body)
+                        if r.status_code == 503:
+                            time.sleep(float(r.headers.get("retry-after", "1")) / 10)
+                            continue
+                        if r.status_code != 201:
+                            errors.append(r.text[:200])
+                        break
+
+        threads = [threading.Thread(target=worker) for _ in range(clients)]
+        t = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        rate = n / (time.perf_counter() - t)
+        if errors:
+            raise SystemExit(f"ingest errors: {errors[:3]}")
+        # how long until everything is searchable (indexer catching up)
+        t2 = time.perf_counter()
+        with srv.client() as c:
+            while c.get("/v1/status").json()["logs"]["default"]["index"]["lag"] > 0:
+                time.sleep(0.05)
+        return rate, time.perf_counter() - t2
+    finally:
+        srv.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=200_000)
+    args = ap.parse_args()
+    n = args.events
+    evs = events(n)
+    bodies = [b"\n".join(orjson.dumps(e) for e in evs[i : i + 1000]) for i in range(0, n, 1000)]
+    lines = [canonical_bytes(e) + b"\n" for e in evs]
+    base = floor(str(scratch("floor") / "floor.ndjson"), lines)
+    print(f"events: {n:,}, {len(bodies)} requests of 1,000; "
+          f"mean canonical size {sum(map(len, lines)) / n:.0f} B")
+    report("floor: file append + fsync per 1,000", base, "events/s", "itself", base)
+    report("in-process append (prepared events)", in_process(bodies, n, prepared=True),
+           "events/s", "floor", base, ">= 150,000/s")
+    report("in-process (decode + validate + append)", in_process(bodies, n, prepared=False),
+           "events/s", "floor", base)
+    rate, catchup = http(bodies, n)
+    report("HTTP bulk NDJSON, 8 clients, durable acks", rate, "events/s", "floor", base,
+           ">= 50,000/s")
+    print(f"indexer caught up {catchup:.2f}s after the last ack")
+
+
+if __name__ == "__main__":
+    main()
