@@ -21,7 +21,8 @@ CATEGORIES = ["data_change", "data_access", "auth", "admin", "config"]
 SERVICES = ["billing", "gateway", "iam", "orders", "k8s-api"]
 
 
-def make_event(i: int, rng: random.Random, base_us: int) -> dict[str, Any]:
+def make_event(i: int, rng: random.Random, base_us: int, step_us: int = 1000
+               ) -> dict[str, Any]:
     actor = f"user-{rng.randrange(5000)}"
     return {
         "action": rng.choice(ACTIONS),
@@ -29,7 +30,7 @@ def make_event(i: int, rng: random.Random, base_us: int) -> dict[str, Any]:
                   "ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"},
         "outcome": rng.choice(OUTCOMES),
         "category": rng.choice(CATEGORIES),
-        "time": _iso(base_us + i * 1000),
+        "time": _iso(base_us + i * step_us),
         "resource": {"type": "order", "id": str(rng.randrange(1_000_000))},
         "source": {"service": rng.choice(SERVICES), "region": "eu-west-1"},
         "request_id": f"req-{i}",
@@ -45,10 +46,61 @@ def _iso(us: int) -> str:
         timespec="microseconds") + "Z"
 
 
-def events(n: int, seed: int = 1, base_us: int | None = None) -> list[dict[str, Any]]:
+def events(n: int, seed: int = 1, base_us: int | None = None, step_us: int = 1000
+           ) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     base = base_us if base_us is not None else int((time.time() - 86_400 * 30) * 1e6)
-    return [make_event(i, rng, base) for i in range(n)]
+    return [make_event(i, rng, base, step_us) for i in range(n)]
+
+
+def build_log(name: str, n: int, *, with_index: bool) -> Path:
+    """A data directory holding `n` events spread over the last 30 days, built in-process
+    (reused between runs when it already has `n` entries)."""
+    import gc
+
+    import orjson
+
+    from auditkeep.datadir import DataDir, open_node
+    from auditkeep.errors import Pushback
+    from auditkeep.pipeline.prepare import prepare
+    from auditkeep.pipeline.validate import decode_events
+
+    gc.set_threshold(50_000, 20, 100)
+    root = Path(os.environ.get("AUDITKEEP_BENCH_DIR", "/tmp/auditkeep-bench")) / name
+    d = DataDir(root / "data")
+    if d.exists():
+        node = open_node(d, with_index=with_index)
+        ready = node.logs.size("default") == n and (
+            not with_index or (node.indexer is not None and node.indexer.wait_caught_up(0.1)))
+        node.close()
+        if ready:
+            return d.root
+    d = DataDir(scratch(name) / "data")
+    node = open_node(d, with_index=with_index)
+    node.start()
+    step = int(30 * 86_400 * 1e6 / n)
+    base = int((time.time() - 30 * 86_400) * 1e6)
+    t = time.perf_counter()
+    pending = []
+    for start in range(0, n, 5000):
+        evs = events(min(5000, n - start), seed=start, base_us=base + start * step, step_us=step)
+        ps = prepare(decode_events(orjson.dumps(evs), ndjson=False), tenant="default",
+                     submitter="tok_bench", may_set_tenant=False)
+        while True:
+            try:
+                pending.append(node.logs.append("default", ps))
+                break
+            except Pushback:
+                next(f for f in pending if not f.done()).result()
+    for f in pending:
+        f.result()
+    print(f"built {n:,} entries in {time.perf_counter() - t:.1f}s", flush=True)
+    if with_index and node.indexer is not None:
+        t = time.perf_counter()
+        node.indexer.wait_caught_up(3600)
+        print(f"indexed {n:,} entries in {time.perf_counter() - t:.1f}s", flush=True)
+    node.close()
+    return d.root
 
 
 def percentiles(samples: list[float]) -> tuple[float, float, float]:

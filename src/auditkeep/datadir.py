@@ -19,7 +19,7 @@ from auditkeep.errors import ConfigError
 from auditkeep.log.keys import KeyRing, write_secret
 from auditkeep.log.service import LogService
 from auditkeep.query.index import SearchIndex
-from auditkeep.query.indexer import Indexer
+from auditkeep.query.indexer import Indexer, IndexerProcess
 from auditkeep.storage.base import Backend
 from auditkeep.storage.sqlite import SQLiteBackend
 
@@ -79,7 +79,7 @@ class Node:
     keys: KeyRing
     logs: LogService
     index: SearchIndex | None
-    indexer: Indexer | None
+    indexer: Indexer | IndexerProcess | None
     data: DataDir | None = None
     created_admin_token: bool = False
     options: dict[str, Any] = field(default_factory=dict)
@@ -104,9 +104,13 @@ def open_node(
     *,
     origin_prefix: str = "auditkeep.local",
     with_index: bool = True,
+    indexer: str = "thread",
     sequencer_options: dict[str, Any] | None = None,
 ) -> Node:
-    """Open (creating on first use) a data directory: key, bootstrap token, default log."""
+    """Open (creating on first use) a data directory: key, bootstrap token, default log.
+
+    `indexer`: "thread" runs the search indexer in this process; "process" in a child
+    process (what `serve` does: it then uses the second core instead of the GIL)."""
     store = data.open_backend()
     keys = KeyRing(store, data.keys)
     keys.ensure()
@@ -118,9 +122,13 @@ def open_node(
     logs = LogService(store, keys, origin_prefix=origin_prefix, journal_dir=data.journal,
                       sequencer_options=sequencer_options)
     logs.sequencer("default")
-    index = indexer = None
+    index = None
+    follower: Indexer | IndexerProcess | None = None
     if with_index:
         index = SearchIndex(data.search_db)
-        indexer = Indexer(store, index)
-        logs.on_commit(indexer.notify)
-    return Node(store, keys, logs, index, indexer, data, created)
+        if indexer == "process":
+            follower = IndexerProcess(data.db, data.search_db, store, index)
+        else:
+            follower = Indexer(store, index)
+            logs.on_commit(follower.notify)
+    return Node(store, keys, logs, index, follower, data, created)

@@ -5,8 +5,6 @@ auditkeep hashes or signs, with an orjson fast path checked against a pure-Pytho
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -37,11 +35,9 @@ _ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 
 # orjson sorts keys by code point, RFC 8785 by UTF-16 code unit. The two orders differ
 # only between a character above U+FFFF (a surrogate pair, 0xD800.. in UTF-16) and one in
-# U+E000..U+FFFF, so output holding both a 4-byte UTF-8 lead byte and the lead byte of
-# U+E000..U+FFFF is re-encoded by the reference encoder. Values count as well as keys:
-# over-cautious, but the case is rare and the check stays a byte scan.
-_ASTRAL_LEAD = re.compile(b"[\xf0-\xf4]")
-_HIGH_BMP_LEAD = re.compile(b"[\xee\xef]")
+# U+E000..U+FFFF, so output holding both a 4-byte UTF-8 lead byte (F0..F4) and the lead
+# byte of U+E000..U+FFFF (EE, EF) is re-encoded by the reference encoder. Values count as
+# well as keys: over-cautious, but the case is rare and the check stays a byte search.
 
 # RFC 8785 section 3.2.2.2: escape `"`, `\` and U+0000..U+001F only, with the short
 # forms where JSON has them and lowercase \u00xx otherwise.
@@ -70,49 +66,60 @@ def canonical_bytes(value: object) -> bytes:
     try:
         # orjson writes NaN and Infinity as `null` and floats in its own notation, so the
         # floats must be found in the value itself: nothing in the output tells them apart.
-        fast = _es6_floats(value) if _contains_float((value,), 0) else value
-        out = orjson.dumps(fast, option=_ORJSON_OPTIONS)
+        out = orjson.dumps(_with_es6_floats(value, 1), option=_ORJSON_OPTIONS)
     except (_NeedsReference, orjson.JSONEncodeError):
         # Unsafe integers, non-str keys, lone surrogates, unsupported types: the reference
         # encoder raises the error that says what and where.
         return reference_canonical_bytes(value)
-    if not out.isascii() and _ASTRAL_LEAD.search(out) and _HIGH_BMP_LEAD.search(out):
+    if not out.isascii() and _may_sort_differently(out):
         return reference_canonical_bytes(value)
     return out
 
 
-def _contains_float(values: Iterable[Any], depth: int) -> bool:
-    # The hot path's only Python-level work: one pass over the values, comparing exact
-    # types. Subclasses, NaN/Infinity and over-deep nesting go to the reference encoder.
-    if depth > MAX_DEPTH:
-        raise _NeedsReference
-    found = False
-    for x in values:
-        t = type(x)
-        if t is str or t is int or t is bool or x is None:
-            continue
-        if t is dict:
-            found = _contains_float(x.values(), depth + 1) or found
-        elif t is list or t is tuple:
-            found = _contains_float(x, depth + 1) or found
-        elif t is float and math.isfinite(x):
-            found = True
-        else:
-            raise _NeedsReference
-    return found
+def _may_sort_differently(out: bytes) -> bool:
+    # Byte searches rather than a regex: this runs on every non-ASCII record.
+    return (b"\xee" in out or b"\xef" in out) and (
+        b"\xf0" in out or b"\xf1" in out or b"\xf2" in out or b"\xf3" in out or b"\xf4" in out
+    )
 
 
-def _es6_floats(x: Any) -> Any:
-    # A copy of a value already checked by `_contains_float`, each float replaced by
-    # pre-serialised ES6 text that orjson writes verbatim.
+def _with_es6_floats(x: Any, depth: int) -> Any:
+    # The hot path's only Python-level work, one pass comparing exact types: `x` with each
+    # float replaced by its ES6 text as a fragment orjson writes verbatim, and `x` itself
+    # (no copy) when it holds no float. Containers are copied only on the way to a float.
+    # Subclasses, NaN/Infinity and over-deep nesting go to the reference encoder.
     t = type(x)
-    if t is float:
-        return orjson.Fragment(format_es6_number(x))
     if t is dict:
-        return {k: _es6_floats(v) for k, v in x.items()}
+        if depth > MAX_DEPTH:
+            raise _NeedsReference
+        changed: dict[str, Any] | None = None
+        for k, v in x.items():
+            tv = type(v)
+            if tv is str or tv is int or tv is bool or v is None:
+                continue
+            if (new := _with_es6_floats(v, depth + 1)) is not v:
+                if changed is None:
+                    changed = dict(x)
+                changed[k] = new
+        return x if changed is None else changed
     if t is list or t is tuple:
-        return [_es6_floats(v) for v in x]
-    return x
+        if depth > MAX_DEPTH:
+            raise _NeedsReference
+        items: list[Any] | None = None
+        for i, v in enumerate(x):
+            tv = type(v)
+            if tv is str or tv is int or tv is bool or v is None:
+                continue
+            if (new := _with_es6_floats(v, depth + 1)) is not v:
+                if items is None:
+                    items = list(x)
+                items[i] = new
+        return x if items is None else items
+    if t is float and math.isfinite(x):
+        return orjson.Fragment(format_es6_number(x))
+    if t is str or t is int or t is bool or x is None:
+        return x
+    raise _NeedsReference
 
 
 def format_es6_number(x: float) -> str:
@@ -124,13 +131,20 @@ def format_es6_number(x: float) -> str:
         raise CanonicalizationError(
             f"float {x!r} has no JSON encoding; RFC 8785 rejects NaN and Infinity"
         )
-    if x.is_integer() and -_TWO_53 < x < _TWO_53:
-        # Below 2**53 every integer is a double and its shortest round-trip digits are
-        # its own; int() also turns -0.0 into "0" as ECMAScript does.
-        return str(int(x))
     # repr() gives the shortest digits that round-trip (the "k as small as possible" of
-    # the spec); only their layout differs from ECMAScript's.
-    text = repr(x)
+    # the spec); only their layout can differ from ECMAScript's.
+    if x.is_integer():
+        if -_TWO_53 < x < _TWO_53:
+            # Below 2**53 every integer is a double and its shortest digits are its own;
+            # int() also turns -0.0 into "0" as ECMAScript does.
+            return str(int(x))
+        text = repr(x)
+    else:
+        text = repr(x)
+        if "e" not in text:
+            # repr() writes 1e-4 <= |x| < 1e16 in plain decimals, a range inside
+            # ECMAScript's (1e-7 <= |x| < 1e21), and a non-integer then looks the same.
+            return text
     sign = ""
     if text[0] == "-":
         sign, text = "-", text[1:]

@@ -10,6 +10,7 @@ checkpoint are checked against that, and checkpoints against the published keys
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from auditkeep.log.note import Verifier
 from auditkeep.storage.base import TILE_WIDTH, Backend, LogInfo, StoredCheckpoint
 
 _SEQ_KEY = b'"seq":'
+_SEQ_VALUE = re.compile(rb'"seq":(\d+)')
 _WINDOW = 64  # bundles read at once
 
 
@@ -59,13 +61,8 @@ def entry_seq(entry: bytes) -> int | None:
     In canonical JSON `"seq":` can only be a key (a quote inside a string is escaped),
     and no key sorting after the top-level `seq` holds free-form objects, so the last
     occurrence is the record's own."""
-    pos = entry.rfind(_SEQ_KEY)
-    if pos < 0:
-        return None
-    start = end = pos + len(_SEQ_KEY)
-    while end < len(entry) and 48 <= entry[end] <= 57:
-        end += 1
-    return int(entry[start:end]) if end > start else None
+    m = _SEQ_VALUE.match(entry, entry.rfind(_SEQ_KEY))
+    return int(m.group(1)) if m else None
 
 
 def _positions(store: Backend, info: LogInfo, report: LogReport,
@@ -115,8 +112,10 @@ def verify_log(store: Backend, info: LogInfo, verifiers: Sequence[Verifier],
     report = LogReport(info.name)
     index = store.bundle_index(info.id)
     tree = CompactTree()
-    computed: dict[int, bytearray] = {}  # level -> hashes of the tile being filled
-    tile_idx: dict[int, int] = {}
+    # Per level: hashes of the tile being filled. Nodes of a level complete in index
+    # order, so a tile is full after 256 appends (no division per node: hot loop).
+    computed: list[list[bytes]] = [[] for _ in range(64)]
+    tile_idx = [0] * 64
     sha256 = hashlib.sha256
     roots: dict[int, bytes] = {0: tree.root()}
     checkpoints = store.checkpoints(info.id)
@@ -128,7 +127,7 @@ def verify_log(store: Backend, info: LogInfo, verifiers: Sequence[Verifier],
     def flush_tile(level: int) -> None:
         idx = tile_idx[level]
         stored = store.read_tile_range(info.id, level, idx, idx + 1)
-        mine = bytes(computed[level])
+        mine = b"".join(computed[level])
         got = stored[0] if stored else b""
         if got[: len(mine)] != mine:
             for i in range(0, len(mine), 32):
@@ -139,7 +138,8 @@ def verify_log(store: Backend, info: LogInfo, verifiers: Sequence[Verifier],
                     else:
                         upper_mismatch.append((level, node))
                         break
-        computed[level] = bytearray()
+        computed[level] = []
+        tile_idx[level] = idx + 1
 
     for leaf_pos, (pos, entry) in enumerate(_positions(store, info, report, index)):
         if pos != leaf_pos:
@@ -151,16 +151,15 @@ def verify_log(store: Backend, info: LogInfo, verifiers: Sequence[Verifier],
             report.findings.append(Finding(
                 info.name, "reordered" if seq is not None and seq < info.size else "inserted",
                 f"position {pos} holds an entry for seq {seq}", seq=pos))
-        for level, node_index, h in tree.append(leaf):
-            t = node_index // TILE_WIDTH
-            if tile_idx.get(level, t) != t:
+        for level, _, h in tree.append(leaf):
+            buf = computed[level]
+            buf.append(h)
+            if len(buf) == TILE_WIDTH:
                 flush_tile(level)
-            tile_idx[level] = t
-            computed.setdefault(level, bytearray()).extend(h)
         if tree.size in sizes:
             roots[tree.size] = tree.root()
-    for level in list(computed):
-        if computed[level]:
+    for level, buf in enumerate(computed):
+        if buf:
             flush_tile(level)
     reported = {f.seq for f in report.findings}
     for node in sorted(bad_leaves):

@@ -153,14 +153,19 @@ class SearchIndex:
     def cursors(self) -> dict[int, int]:
         return dict(self._reader().execute("SELECT log_id, seq FROM cursors").fetchall())
 
-    def add(self, log_id: int, records: Sequence[dict[str, Any]], next_seq: int) -> None:
-        """Index `records` (consecutive, from the log's cursor) and move the cursor."""
+    def add(self, log_id: int, records: Sequence[dict[str, Any]], next_seq: int) -> bool:
+        """Index `records` (consecutive, from the log's cursor) and move the cursor.
+        False, and nothing written, if the cursor moved meanwhile (another indexer)."""
         rows = [index_row(log_id, r) for r in records]
         texts = [_text(r) for r in records]
         with self._write_lock, mapped_errors("writing the search index"):
             w = self._writer
             w.execute("BEGIN IMMEDIATE")
             try:
+                row = w.execute("SELECT seq FROM cursors WHERE log_id = ?", (log_id,)).fetchone()
+                if (row[0] if row else 0) != next_seq - len(records):
+                    w.execute("ROLLBACK")
+                    return False
                 start = w.execute("SELECT coalesce(max(rowid), 0) + 1 FROM events").fetchone()[0]
                 w.executemany(
                     "INSERT INTO events (rowid, log_id, seq, time_us, actor, action, rtype, rid, "
@@ -174,6 +179,7 @@ class SearchIndex:
             except BaseException:
                 w.execute("ROLLBACK")
                 raise
+        return True
 
     def search(self, log_id: int, f: Filters, *, limit: int,
                cursor: tuple[int, int] | None) -> list[tuple[int, int]]:

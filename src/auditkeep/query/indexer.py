@@ -7,9 +7,13 @@ never lose; its lag is reported by `lag()`.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import multiprocessing
+import os
 import threading
 import time
+from pathlib import Path
 
 import orjson
 
@@ -74,20 +78,13 @@ class Indexer:
                 for i, entry in enumerate(b.entries):
                     if start <= b.first_seq + i < end:
                         records.append(orjson.loads(entry))
-            if records:
-                self._index.add(info.id, records, start + len(records))
+            if records and self._index.add(info.id, records, start + len(records)):
                 self.indexed += len(records)
                 busy = True
         return busy
 
     def lag(self) -> dict[str, dict[str, int]]:
-        """Per log: committed size, indexed up to, and the difference."""
-        cursors = self._index.cursors()
-        out = {}
-        for info in self._store.list_logs():
-            done = cursors.get(info.id, 0)
-            out[info.name] = {"size": info.size, "indexed": done, "lag": info.size - done}
-        return out
+        return index_lag(self._store, self._index)
 
     def wait_caught_up(self, timeout: float = 10.0) -> bool:
         """For tests and tools: wait until every log is fully indexed."""
@@ -98,3 +95,74 @@ class Indexer:
             self.notify()
             time.sleep(0.02)
         return False
+
+
+def index_lag(store: Backend, index: SearchIndex) -> dict[str, dict[str, int]]:
+    """Per log: committed size, indexed up to, and the difference."""
+    cursors = index.cursors()
+    out = {}
+    for info in store.list_logs():
+        done = cursors.get(info.id, 0)
+        out[info.name] = {"size": info.size, "indexed": done, "lag": info.size - done}
+    return out
+
+
+class IndexerProcess:
+    """The indexer in a child process, so it runs on the other core instead of
+    competing with ingest for the GIL. It polls every `poll` seconds, holds a lock file
+    so only one indexer works on a data directory, and exits when its parent dies."""
+
+    def __init__(self, db: Path, search_db: Path, store: Backend, index: SearchIndex,
+                 *, poll: float = 0.05) -> None:
+        self._args = (str(db), str(search_db), poll)
+        self._store = store
+        self._index = index
+        self._proc: multiprocessing.process.BaseProcess | None = None
+        self.indexed = 0
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._proc = ctx.Process(target=_index_forever, args=self._args, name="indexer",
+                                 daemon=True)
+        self._proc.start()
+
+    def notify(self, _log: str = "", _size: int = 0) -> None:
+        """The child polls; nothing to do."""
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(10)
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
+
+    def lag(self) -> dict[str, dict[str, int]]:
+        return index_lag(self._store, self._index)
+
+    def wait_caught_up(self, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(v["lag"] == 0 for v in self.lag().values()):
+                return True
+            time.sleep(0.02)
+        return False
+
+
+def _index_forever(db: str, search_db: str, poll: float) -> None:
+    from auditkeep.storage.sqlite import SQLiteBackend
+
+    parent = os.getppid()
+    lock = open(search_db + ".lock", "a")  # noqa: SIM115 -- held for the process's life
+    fcntl.flock(lock, fcntl.LOCK_EX)  # wait for a previous indexer to finish its batch
+    store = SQLiteBackend(db)
+    indexer = Indexer(store, SearchIndex(search_db))
+    while os.getppid() == parent:
+        try:
+            busy = indexer.run_once()
+        except AuditkeepError:
+            log.exception("indexer pass failed")
+            busy = False
+        if not busy:
+            time.sleep(poll)
