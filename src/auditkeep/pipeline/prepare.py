@@ -92,17 +92,7 @@ def encode(value: Any, plain: bool) -> bytes:
     walk. Otherwise the general encoder decides."""
     if plain:
         return orjson.dumps(value, option=_FAST)
-    return canonical_bytes(_unfragment(value))
-
-
-def _unfragment(value: Any) -> Any:
-    if type(value) is orjson.Fragment:
-        return orjson.loads(value.contents)
-    if type(value) is dict:
-        return {k: _unfragment(v) for k, v in value.items()}
-    if type(value) is list:
-        return [_unfragment(v) for v in value]
-    return value
+    return canonical_bytes(value)
 
 
 def commitment(salt: bytes, value: str) -> str:
@@ -141,19 +131,19 @@ def prepare(
                 f"{at}/tenant", "all events of one request must go to one tenant",
                 tenant, ev.tenant, index=i))
             continue
+        submitted: dict[str, Any] = msgspec.to_builtins(ev)
         plain = True
         if ev.metadata is not None:
-            found, plain = scan_free_form(ev.metadata, f"{at}/metadata")
+            found, plain = scan_free_form(submitted["metadata"], f"{at}/metadata")
             problems.extend(_at(found, i))
-        if ev.changes:
-            for j, ch in enumerate(ev.changes):
-                for name in ("before", "after"):
-                    found, ok = scan_free_form(getattr(ch, name), f"{at}/changes/{j}/{name}")
+        for j, ch in enumerate(submitted.get("changes") or ()):
+            for name in ("before", "after"):
+                if name in ch:
+                    found, ok = scan_free_form(ch[name], f"{at}/changes/{j}/{name}")
                     problems.extend(_at(found, i))
                     plain = plain and ok
         if problems and problems[-1].index == i:
             continue
-        submitted: dict[str, Any] = msgspec.to_builtins(ev)
         if ev.time is not None:
             submitted["time"] = format_time(ev.time)
         try:

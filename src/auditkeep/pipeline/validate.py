@@ -152,6 +152,7 @@ def scan_free_form(value: Any, pointer: str) -> tuple[list[FieldProblem], bool]:
             return [], True
     problems: list[FieldProblem] = []
     plain = True
+    floats: list[tuple[Any, Any, float]] = []
     keys = 0
     stack: list[tuple[Any, str, int]] = [(value, pointer, 1)]
     while stack:
@@ -177,7 +178,7 @@ def scan_free_form(value: Any, pointer: str) -> tuple[list[FieldProblem], bool]:
                 problems.append(_unsafe_int(f"{at}/{_pointer_escape(str(k))}", v))
             elif t is float:
                 if math.isfinite(v):
-                    node[k] = orjson.Fragment(format_es6_number(v))
+                    floats.append((node, k, v))
                 else:
                     problems.append(FieldProblem(f"{at}/{_pointer_escape(str(k))}",
                                                  "number too large for a double",
@@ -185,6 +186,9 @@ def scan_free_form(value: Any, pointer: str) -> tuple[list[FieldProblem], bool]:
     if keys > MAX_METADATA_KEYS:
         problems.append(FieldProblem(pointer, "too many keys",
                                      f"<= {MAX_METADATA_KEYS} keys in total", f"{keys} keys"))
+    if plain:  # otherwise the general encoder formats the floats itself
+        for node, k, v in floats:
+            node[k] = orjson.Fragment(format_es6_number(v))
     return problems, plain
 
 
