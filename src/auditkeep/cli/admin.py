@@ -13,7 +13,6 @@ from auditkeep.auth import SCOPES, create_token
 from auditkeep.cli.main import EXIT_USAGE, CliError
 from auditkeep.datadir import DataDir, data_path
 from auditkeep.log.keys import KeyRing
-from auditkeep.log.service import LogService
 from auditkeep.storage.sqlite import SQLiteBackend
 
 data_option = click.option("--data", "data", envvar="AUDITKEEP_DATA", default=None,
@@ -38,19 +37,16 @@ def keys() -> None:
 
 @keys.command("list")
 @data_option
-@click.option("--origin-prefix", default="auditkeep.local", show_default=True,
-              envvar="AUDITKEEP_ORIGIN_PREFIX")
-def keys_list(data: str | None, origin_prefix: str) -> None:
+def keys_list(data: str | None) -> None:
     """Every key ever used, with each log's verifier key string."""
     with _backend(data) as (d, store):
         ring = KeyRing(store, d.keys)
-        logs = LogService(store, ring, origin_prefix=origin_prefix)
-        names = [log.name for log in store.list_logs()] or ["default"]
+        origins = [log.origin for log in store.list_logs()]
         for key in ring.published():
             state = "active" if key.active else f"retired {key.retired}"
             click.echo(f"key {key.public_key.hex()[:16]}  created {key.created}  {state}")
-            for name in names:
-                click.echo(f"  {key.verifier(logs.origin(name)).to_string()}")
+            for origin in origins:
+                click.echo(f"  {key.verifier(origin).to_string()}")
 
 
 @keys.command("rotate")

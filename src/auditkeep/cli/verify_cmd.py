@@ -27,10 +27,7 @@ def _journal(path: Path) -> list[str]:
 @click.option("--log", "only", multiple=True, help="Verify only these logs (repeatable).")
 @click.option("--key", "trusted", multiple=True, metavar="VKEY",
               help="Trust only these verifier keys (name+id+key), not the database's list.")
-@click.option("--origin-prefix", default="auditkeep.local", show_default=True,
-              envvar="AUDITKEEP_ORIGIN_PREFIX")
-def verify(data: str | None, only: tuple[str, ...], trusted: tuple[str, ...],
-           origin_prefix: str) -> None:
+def verify(data: str | None, only: tuple[str, ...], trusted: tuple[str, ...]) -> None:
     """Recompute every leaf and root; check every checkpoint. Exit 1 if anything is wrong."""
     d = DataDir(data_path(data))
     d.require()

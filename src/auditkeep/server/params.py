@@ -41,6 +41,12 @@ def integer(request: Request, name: str, *, default: int | None = None, lo: int 
     return value
 
 
+def integer_or(request: Request, name: str, default: int, *, lo: int = 0,
+               hi: int | None = None) -> int:
+    value = integer(request, name, default=default, lo=lo, hi=hi)
+    return default if value is None else value
+
+
 def required_int(request: Request, name: str, *, lo: int = 0) -> int:
     value = integer(request, name, lo=lo)
     if value is None:

@@ -53,16 +53,17 @@ async def get_keys(request: Request) -> Response:
     who = caller(request)
     params.only(request, set())
     n = node(request)
-    names = [log.name for log in n.logs.logs()
-             if who.is_admin or tenant_of(log.name) == who.token.tenant]
+    # Existing logs keep the origin they were created with; a bound token also gets the
+    # keys of its tenant's logs before they exist.
+    origins = {log.name: log.origin for log in n.logs.logs()
+               if who.is_admin or tenant_of(log.name) == who.token.tenant}
     if not who.is_admin and who.token.tenant is not None:
         for extra in (who.token.tenant, who.token.tenant + "._access"):
-            if extra not in names:
-                names.append(extra)
+            origins.setdefault(extra, n.logs.origin(extra))
     keys = []
     for key in n.keys.published():
-        for name in sorted(names):
-            v = key.verifier(n.logs.origin(name))
+        for name in sorted(origins):
+            v = key.verifier(origins[name])
             keys.append({"name": v.name, "key_id": v.key_id.hex(), "verifier": v.to_string(),
                          "active": key.active, "created": key.created,
                          **({"retired": key.retired} if key.retired else {})})

@@ -43,8 +43,7 @@ async def search_events(request: Request) -> Response:
     if n.index is None:
         raise ValidationError("this server runs without a search index")
     qp = request.query_params
-    limit = params.integer(request, "limit", default=100, lo=1, hi=MAX_LIMIT)
-    assert limit is not None
+    limit = params.integer_or(request, "limit", 100, lo=1, hi=MAX_LIMIT)
     f = Filters(
         actor=qp.get("actor"), action=qp.get("action"), resource_type=qp.get("resource_type"),
         resource_id=qp.get("resource_id"), outcome=qp.get("outcome"),
