@@ -16,14 +16,14 @@ from concurrent.futures import Future
 
 import httpx
 import orjson
-from common import events, report, scratch
 
 from auditkeep.datadir import DataDir, open_node
-from auditkeep.log.canonical import canonical_bytes
 from auditkeep.errors import Pushback
+from auditkeep.log.canonical import canonical_bytes
 from auditkeep.log.sequencer import AppendResult
 from auditkeep.pipeline.prepare import Pending, prepare
 from auditkeep.pipeline.validate import decode_events
+from common import events, report, scratch
 
 
 def floor(path: str, lines: list[bytes], per_sync: int = 1000) -> float:
@@ -120,9 +120,9 @@ def http(bodies: list[bytes], n: int, clients: int = 8) -> tuple[float, float]:
 def delivery_latency(rate: int = 10_000, seconds: float = 15.0) -> None:
     """Ack -> searchable while ingest runs at `rate` events/s: the indexer's lag as a
     user sees it. Baseline: the same search for an event already indexed."""
-    from common import percentiles
-
     from tests.conftest import start_server
+
+    from common import percentiles
 
     srv = start_server(DataDir(scratch("latency") / "data"))
     stop = threading.Event()

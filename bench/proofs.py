@@ -15,12 +15,11 @@ import subprocess
 import sys
 import time
 
-from common import build_log, percentiles
-
 from auditkeep.datadir import DataDir
 from auditkeep.log.keys import KeyRing
 from auditkeep.log.service import LogService
 from auditkeep.log.verify import verify_log
+from common import build_log, percentiles
 
 COLD = """
 import sys, time

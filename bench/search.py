@@ -15,12 +15,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from common import ACTIONS, CATEGORIES, SERVICES, build_log, percentiles
-
 from auditkeep.datadir import DataDir
 from auditkeep.log.keys import KeyRing
 from auditkeep.log.service import LogService
 from auditkeep.query.index import Filters, SearchIndex
+from common import ACTIONS, CATEGORIES, SERVICES, build_log, percentiles
 
 DAY_US = 86_400 * 1_000_000
 

@@ -97,10 +97,10 @@ class Sequencer:
         self._queued_events = 0
         self._cond = threading.Condition()
         self._closing = False
-        self._latest: StoredCheckpoint | None = None
         self._persisted_size = -1
         self._persisted_at = 0.0
         stored = store.latest_checkpoint(info.id)
+        self._latest: StoredCheckpoint
         if stored is not None and stored.size == info.size:
             self._latest = stored
             self._persisted_size, self._persisted_at = stored.size, time.monotonic()
@@ -125,7 +125,7 @@ class Sequencer:
     def queued_events(self) -> int:
         return self._queued_events
 
-    def latest_checkpoint(self) -> StoredCheckpoint | None:
+    def latest_checkpoint(self) -> StoredCheckpoint:
         return self._latest
 
     def submit(self, pendings: list[Pending]) -> Future[AppendResult]:
@@ -246,7 +246,6 @@ class Sequencer:
                 self._persisted(latest)
             self.stats.committed_events += len(entries)
             self.stats.commits += 1
-        assert self._latest is not None  # noqa: S101 -- set in __init__, only replaced after
         note = self._latest.note
         for req, items in plan:
             receipts = [Receipt(i, seq, leaf if leaf is not None else leaves[seq - first_seq], dup)
@@ -319,12 +318,12 @@ class Sequencer:
             self._on_checkpoint(self.info.name, cp.note)
 
     def _maybe_persist_idle(self) -> None:
-        if (self._latest is not None and self._latest.size != self._persisted_size
+        if (self._latest.size != self._persisted_size
                 and time.monotonic() - self._persisted_at >= self._cp_interval):
             self._persist_latest()
 
     def _persist_latest(self) -> None:
-        if self._latest is not None and self._latest.size != self._persisted_size:
+        if self._latest.size != self._persisted_size:
             try:
                 self._persist(self._latest)
             except AuditkeepError:
