@@ -40,7 +40,7 @@ class TestSearch:
                 event(1, action="orders.create"),
                 event(2, action="users.login", category="auth",
                       source={"service": "gateway"}),
-                event(3, action="orders.delete", resource={"type": "invoice", "id": "9"}),
+                event(3, action="orders.delete", resource={"type": "invoice", "id": "INV-9"}),
             ]
             assert c.post("/v1/events", json=evs).status_code == 201
             wait_searchable(c, 4)
@@ -55,7 +55,8 @@ class TestSearch:
             assert seqs(outcome="failure") == [0]
             assert seqs(category="auth") == [2]
             assert seqs(source_service="gateway") == [2]
-            assert seqs(resource_type="invoice", resource_id="9") == [3]
+            assert seqs(resource_type="invoice", resource_id="INV-9") == [3]
+            assert seqs(q="INV-9") == [3]  # a hyphenated term is a phrase of its tokens
             assert seqs(actor="user-1") == [1]
             assert seqs(q="number 2") == [2]
             assert seqs(since="1h") == [3, 2, 1, 0]

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from auditkeep.errors import ValidationError
+from auditkeep.errors import FieldProblem, StorageError, ValidationError
 from auditkeep.storage.sqlite import mapped_errors
 
 SCHEMA = """
@@ -41,9 +41,12 @@ CREATE INDEX IF NOT EXISTS ev_resource ON events (log_id, rtype, rid, time_us);
 CREATE INDEX IF NOT EXISTS ev_outcome ON events (log_id, outcome, time_us);
 CREATE INDEX IF NOT EXISTS ev_category ON events (log_id, category, time_us);
 CREATE INDEX IF NOT EXISTS ev_service ON events (log_id, service, time_us);
-CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5 (text, content='', detail='column');
+CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5 (text, content='');
 CREATE TABLE IF NOT EXISTS cursors (log_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
 """
+
+# Bump when SCHEMA changes: the index is derived, so an old one is dropped and rebuilt.
+SCHEMA_VERSION = 2
 
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
@@ -128,7 +131,12 @@ class SearchIndex:
         self._write_lock = threading.Lock()
         with mapped_errors(f"opening {self.path}"):
             self._writer = self._connect()
+            version = self._writer.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                for table in ("events_fts", "events", "cursors"):
+                    self._writer.execute(f"DROP TABLE IF EXISTS {table}")
             self._writer.executescript(SCHEMA)
+            self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
@@ -218,8 +226,15 @@ class SearchIndex:
         sql = ("SELECT time_us, seq FROM events WHERE " + " AND ".join(where)  # noqa: S608 -- only fixed column names are formatted in
                + " ORDER BY time_us DESC, rowid DESC LIMIT ?")
         args.append(limit)
-        with mapped_errors("searching"):
-            return [(int(t), int(s)) for t, s in self._reader().execute(sql, args)]
+        try:
+            rows = self._reader().execute(sql, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            if f.q and "fts5" in str(exc):
+                raise ValidationError(
+                    f"q: {exc}", problems=[FieldProblem("/query/q", str(exc), "search terms",
+                                                        f.q)]) from None
+            raise StorageError(f"searching: {exc}") from exc
+        return [(int(t), int(s)) for t, s in rows]
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
