@@ -8,7 +8,6 @@ the indexer never competes with the sequencers for the log database's write lock
 from __future__ import annotations
 
 import base64
-import contextlib
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkeep.errors import FieldProblem, StorageError, ValidationError
-from auditkeep.storage.sqlite import mapped_errors
+from auditkeep.storage.sqlite import Connections, mapped_errors
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -127,31 +126,18 @@ def fts_query(q: str) -> str:
 class SearchIndex:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self._local = threading.local()
+        # The index is rebuilt from the log after a crash, so it need not fsync each batch.
+        self._conns = Connections(self.path, synchronous="NORMAL", cache_kib=131072)
+        self._reader = self._conns.reader
         self._write_lock = threading.Lock()
         with mapped_errors(f"opening {self.path}"):
-            self._writer = self._connect()
+            self._writer = self._conns.new()
             version = self._writer.execute("PRAGMA user_version").fetchone()[0]
             if version != SCHEMA_VERSION:
                 for table in ("events_fts", "events", "cursors"):
                     self._writer.execute(f"DROP TABLE IF EXISTS {table}")
             self._writer.executescript(SCHEMA)
             self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                               timeout=30.0)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # The index is rebuilt from the log after a crash, so it need not fsync each batch.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA cache_size=-131072")
-        return conn
-
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
-        return conn
 
     def cursor(self, log_id: int) -> int:
         row = self._reader().execute("SELECT seq FROM cursors WHERE log_id = ?",
@@ -237,5 +223,4 @@ class SearchIndex:
         return [(int(t), int(s)) for t, s in rows]
 
     def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self._writer.close()
+        self._conns.close()

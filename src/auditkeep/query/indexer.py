@@ -26,7 +26,30 @@ log = logging.getLogger(__name__)
 BATCH = 20_000
 
 
-class Indexer:
+class _Following:
+    """What both indexer flavours share: how far behind the logs the index is."""
+
+    _store: Backend
+    _index: SearchIndex
+
+    def notify(self, _log: str = "", _size: int = 0) -> None:
+        """Called after each commit."""
+
+    def lag(self) -> dict[str, dict[str, int]]:
+        return index_lag(self._store, self._index)
+
+    def wait_caught_up(self, timeout: float = 10.0) -> bool:
+        """For tests and tools: wait until every log is fully indexed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(v["lag"] == 0 for v in self.lag().values()):
+                return True
+            self.notify()
+            time.sleep(0.02)
+        return False
+
+
+class Indexer(_Following):
     def __init__(self, store: Backend, index: SearchIndex, *, idle_wait: float = 0.5) -> None:
         self._store = store
         self._index = index
@@ -83,18 +106,6 @@ class Indexer:
                 busy = True
         return busy
 
-    def lag(self) -> dict[str, dict[str, int]]:
-        return index_lag(self._store, self._index)
-
-    def wait_caught_up(self, timeout: float = 10.0) -> bool:
-        """For tests and tools: wait until every log is fully indexed."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(v["lag"] == 0 for v in self.lag().values()):
-                return True
-            self.notify()
-            time.sleep(0.02)
-        return False
 
 
 def index_lag(store: Backend, index: SearchIndex) -> dict[str, dict[str, int]]:
@@ -107,7 +118,7 @@ def index_lag(store: Backend, index: SearchIndex) -> dict[str, dict[str, int]]:
     return out
 
 
-class IndexerProcess:
+class IndexerProcess(_Following):
     """The indexer in a child process, so it runs on the other core instead of
     competing with ingest for the GIL. It polls every `poll` seconds, holds a lock file
     so only one indexer works on a data directory, and exits when its parent dies."""
@@ -127,9 +138,6 @@ class IndexerProcess:
                                  daemon=True)
         self._proc.start()
 
-    def notify(self, _log: str = "", _size: int = 0) -> None:
-        """The child polls; nothing to do."""
-
     def stop(self) -> None:
         if self._proc is not None and self._proc.is_alive():
             self._proc.terminate()
@@ -138,16 +146,6 @@ class IndexerProcess:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.is_alive()
 
-    def lag(self) -> dict[str, dict[str, int]]:
-        return index_lag(self._store, self._index)
-
-    def wait_caught_up(self, timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(v["lag"] == 0 for v in self.lag().values()):
-                return True
-            time.sleep(0.02)
-        return False
 
 
 def _index_forever(db: str, search_db: str, poll: float) -> None:

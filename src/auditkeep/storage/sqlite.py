@@ -46,6 +46,44 @@ def mapped_errors(what: str) -> Iterator[None]:
         raise StorageError(f"{what}: {exc}") from exc
 
 
+class Connections:
+    """Connections to one SQLite file in WAL mode: one per thread for readers, so readers
+    never block the single writer, plus any the owner opens for writing."""
+
+    def __init__(self, path: str, *, synchronous: str = "FULL", cache_kib: int = 65536
+                 ) -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._cache_kib = cache_kib
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def new(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               timeout=30.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute(f"PRAGMA cache_size=-{self._cache_kib}")
+        conn.execute("PRAGMA busy_timeout=30000")
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self.new()
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._all:
+                with contextlib.suppress(sqlite3.Error):
+                    c.close()
+            self._all.clear()
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -55,31 +93,12 @@ class SQLiteBackend:
 
     def __init__(self, path: str | Path, *, cache_mib: int = 64) -> None:
         self.path = str(path)
-        self._cache_kib = cache_mib * 1024
-        self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._conns: list[sqlite3.Connection] = []
-        self._conns_lock = threading.Lock()
+        self._conns = Connections(self.path, synchronous="FULL", cache_kib=cache_mib * 1024)
+        self._reader = self._conns.reader
         with mapped_errors(f"opening {self.path}"):
-            self._writer = self._connect()
+            self._writer = self._conns.new()
             self._migrate()
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                               timeout=30.0)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute(f"PRAGMA cache_size=-{self._cache_kib}")
-        conn.execute("PRAGMA busy_timeout=30000")
-        with self._conns_lock:
-            self._conns.append(conn)
-        return conn
-
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
-        return conn
 
     def _migrate(self) -> None:
         w = self._writer
@@ -338,11 +357,7 @@ class SQLiteBackend:
                       (when, public_key))
 
     def close(self) -> None:
-        with self._conns_lock:
-            for c in self._conns:
-                with contextlib.suppress(sqlite3.Error):
-                    c.close()
-            self._conns.clear()
+        self._conns.close()
 
 
 def _token(row: tuple[Any, ...]) -> TokenRecord:
