@@ -19,7 +19,8 @@ from auditkeep.datadir import DataDir
 from auditkeep.log.keys import KeyRing
 from auditkeep.log.service import LogService
 from auditkeep.query.index import Filters, SearchIndex
-from common import ACTIONS, CATEGORIES, SERVICES, build_log, percentiles
+from auditkeep.storage.base import Backend, LogInfo
+from common import ACTIONS, CATEGORIES, SERVICES, build_log, percentiles, scratch
 
 DAY_US = 86_400 * 1_000_000
 
@@ -89,7 +90,47 @@ def main() -> None:
         print(f"  {name:<30} p50 {p50 * 1e3:7.2f} ms  p95 {p95 * 1e3:7.2f} ms  "
               f"(p95 / baseline p95 {p95 / b95:.1f}; mean hits {sum(found) / len(found):.0f})")
     print("target: field+time search p95 <= 50 ms")
+    indexer_throughput(store, info.id, min(n, 200_000))
     store.close()
+
+
+def indexer_throughput(store: Backend, log_id: int, k: int) -> None:
+    """Index `k` entries into a fresh index, against the floor of reading and parsing
+    them (what any follower of the log must do)."""
+    import orjson
+
+    from auditkeep.query.indexer import Indexer
+
+    t = time.perf_counter()
+    count = sum(len([orjson.loads(e) for e in b.entries])
+                for b in store.read_bundles(log_id, 0, k))
+    floor = count / (time.perf_counter() - t)
+    path = scratch("reindex") / "search.db"
+    index = SearchIndex(path)
+    limited = _Prefix(store, k)
+    indexer = Indexer(limited, index)  # type: ignore[arg-type]
+    t = time.perf_counter()
+    while indexer.run_once():
+        pass
+    rate = indexer.indexed / (time.perf_counter() - t)
+    index.close()
+    print(f"indexer: {rate:,.0f} entries/s over {indexer.indexed:,}   baseline read + parse "
+          f"the same entries: {floor:,.0f}/s (ratio {rate / floor:.2f}); must keep up with "
+          "ingest")
+
+
+class _Prefix:
+    """The store, but showing only the first `k` entries of each log."""
+
+    def __init__(self, store: Backend, k: int) -> None:
+        self._store, self._k = store, k
+
+    def list_logs(self) -> list[LogInfo]:
+        return [LogInfo(i.id, i.name, i.origin, min(i.size, self._k), i.root)
+                for i in self._store.list_logs()]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 if __name__ == "__main__":
