@@ -185,3 +185,19 @@ class TestKeys:
             _, old = open_checkpoint(old_note, vs)
             _, new = open_checkpoint(new_note, vs)
             assert old.verified[0].key_id != new.verified[0].key_id
+
+
+class TestProofParameters:
+    def test_out_of_range_proof_parameters_name_the_parameter(
+            self, server: ServerProcess) -> None:
+        with server.client() as c:
+            c.post("/v1/events", json=[event(i) for i in range(3)])
+            for path, params, name in (
+                    ("inclusion", {"seq": 5}, "seq"), ("inclusion", {"seq": 0, "size": 9}, "size"),
+                    ("inclusion", {}, "seq"), ("consistency", {"from": 0, "to": 2}, "from"),
+                    ("consistency", {"from": 1, "to": 7}, "to"),
+                    ("consistency", {"from": 3, "to": 2}, "from")):
+                r = c.get(f"/v1/logs/default/proof/{path}", params=params)
+                assert r.status_code == 400, (path, params, r.text)
+                assert r.headers["content-type"] == "application/problem+json"
+                assert r.json()["errors"][0]["pointer"] == f"/query/{name}", (path, params)

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from auditkeep.errors import NotFoundError, ValidationError
+from auditkeep.errors import FieldProblem, NotFoundError, ValidationError
 from auditkeep.log import merkle
 from auditkeep.log.keys import KeyRing
 from auditkeep.log.sequencer import AppendResult, Sequencer
@@ -157,9 +157,10 @@ class LogService:
         committed = self.size(name)
         size = committed if size is None else size
         if not 0 < size <= committed:
-            raise ValidationError(f"size {size} is outside the log (1..{committed})")
+            raise _bad("size", f"size {size} is outside the log", f"1..{committed}", size)
         if not 0 <= seq < size:
-            raise ValidationError(f"seq {seq} is not in a tree of size {size}")
+            raise _bad("seq", f"seq {seq} is not in a tree of size {size}", f"0..{size - 1}",
+                       seq)
         read = self._reader(info.id)
         leaf = read([(0, seq)])[0]
         return size, leaf, merkle.inclusion_proof(seq, size, read)
@@ -167,10 +168,12 @@ class LogService:
     def consistency_proof(self, name: str, first: int, second: int) -> list[bytes]:
         info = self.info(name)
         committed = self.size(name)
-        if not 0 < first <= second <= committed:
-            raise ValidationError(
-                f"need 0 < from <= to <= {committed} (the log's size); got from={first} "
-                f"to={second}")
+        if not 0 < first <= second:
+            raise _bad("from", f"from={first} must be at least 1 and at most to={second}",
+                       f"1..{second}", first)
+        if second > committed:
+            raise _bad("to", f"to={second} is beyond the log's size {committed}",
+                       f"<= {committed}", second)
         return merkle.consistency_proof(first, second, self._reader(info.id))
 
     def root(self, name: str, size: int) -> bytes:
@@ -213,6 +216,11 @@ class LogService:
             for rec in out:
                 reveal(rec, values.get(rec["seq"]))
         return out
+
+
+def _bad(param: str, detail: str, expected: str, actual: int) -> ValidationError:
+    return ValidationError(detail, problems=[FieldProblem(f"/query/{param}", detail, expected,
+                                                          str(actual))])
 
 
 def reveal(record: dict[str, Any], values: dict[str, list[str]] | None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -16,6 +18,8 @@ from auditkeep.server.ingest import post_events
 from auditkeep.server.openapi import OPENAPI
 from auditkeep.server.proofs import get_checkpoint, get_consistency, get_inclusion, get_keys
 from auditkeep.server.reads import get_entry, get_event, search_events
+
+log = logging.getLogger(__name__)
 
 
 async def openapi(request: Request) -> Response:
@@ -45,9 +49,18 @@ def create_app(n: Node) -> Starlette:
             n.rejections[status] = n.rejections.get(status, 0) + 1
         return await problems.handle_auditkeep_error(request, exc)
 
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        if request.method == "POST" and request.url.path == "/v1/events":
+            n.rejections[500] = n.rejections.get(500, 0) + 1
+        return problems.problem(500, "internal", "Internal error",
+                                "the server failed; nothing of this request was acknowledged",
+                                request.url.path)
+
     app = Starlette(
         routes=routes,
-        exception_handlers={AuditkeepError: on_error, HTTPException: problems.handle_http_error},
+        exception_handlers={AuditkeepError: on_error, HTTPException: problems.handle_http_error,
+                            Exception: on_crash},
     )
     app.state.node = n
     app.state.registry = ops.registry_for(n)
