@@ -33,12 +33,6 @@ _EXPECTED_TYPES = "dict, list, tuple, str, int, float, bool or None"
 # them; the reference encoder then raises the error that names the value and its place.
 _ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 
-# orjson sorts keys by code point, RFC 8785 by UTF-16 code unit. The two orders differ
-# only between a character above U+FFFF (a surrogate pair, 0xD800.. in UTF-16) and one in
-# U+E000..U+FFFF, so output holding both a 4-byte UTF-8 lead byte (F0..F4) and the lead
-# byte of U+E000..U+FFFF (EE, EF) is re-encoded by the reference encoder. Values count as
-# well as keys: over-cautious, but the case is rare and the check stays a byte search.
-
 # RFC 8785 section 3.2.2.2: escape `"`, `\` and U+0000..U+001F only, with the short
 # forms where JSON has them and lowercase \u00xx otherwise.
 _SHORT_ESCAPES = {0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r"}
@@ -77,7 +71,11 @@ def canonical_bytes(value: object) -> bytes:
 
 
 def _may_sort_differently(out: bytes) -> bool:
-    # Byte searches rather than a regex: this runs on every non-ASCII record.
+    # orjson sorts keys by code point, RFC 8785 by UTF-16 code unit. The orders differ only
+    # between a character above U+FFFF (a surrogate pair, D800.. in UTF-16) and one in
+    # U+E000..U+FFFF, so output holding both a 4-byte UTF-8 lead byte (F0..F4) and a lead
+    # byte of U+E000..U+FFFF (EE, EF) goes to the reference encoder. Values count as well
+    # as keys: over-cautious, but rare, and byte searches are cheaper than a regex here.
     return (b"\xee" in out or b"\xef" in out) and (
         b"\xf0" in out or b"\xf1" in out or b"\xf2" in out or b"\xf3" in out or b"\xf4" in out
     )
