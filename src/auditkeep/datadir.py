@@ -65,7 +65,8 @@ class DataDir:
 
     def open_backend(self) -> SQLiteBackend:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            # 0700: the database holds personal values and the directory the signing keys.
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create data directory {self.root}: {exc.strerror}") from None
         return SQLiteBackend(self.db)

@@ -104,3 +104,12 @@ class TestAdmin:
         r = ak("keys", "list", "--data", str(server.data.root))
         assert r.returncode == 0
         assert "auditkeep.local/default+" in r.stdout
+
+
+class TestDataDirectory:
+    def test_secrets_are_private(self, server: ServerProcess) -> None:
+        d = server.data
+        assert d.root.stat().st_mode & 0o077 == 0
+        assert d.admin_token.stat().st_mode & 0o777 == 0o600
+        for key in d.keys.glob("*.key"):
+            assert key.stat().st_mode & 0o777 == 0o600
