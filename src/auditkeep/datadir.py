@@ -113,6 +113,15 @@ def open_node(
     `indexer`: "thread" runs the search indexer in this process; "process" in a child
     process (what `serve` does: it then uses the second core instead of the GIL)."""
     store = data.open_backend()
+    try:
+        return _open(data, store, origin_prefix, with_index, indexer, sequencer_options)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _open(data: DataDir, store: SQLiteBackend, origin_prefix: str, with_index: bool,
+          indexer: str, sequencer_options: dict[str, Any] | None) -> Node:
     keys = KeyRing(store, data.keys)
     keys.ensure()
     created = False

@@ -17,8 +17,9 @@ from typing import Any
 
 import orjson
 
-from auditkeep.errors import FieldProblem, NotFoundError, ValidationError
+from auditkeep.errors import ConfigError, FieldProblem, NoteError, NotFoundError, ValidationError
 from auditkeep.log import merkle
+from auditkeep.log.checkpoint import open_checkpoint
 from auditkeep.log.keys import KeyRing
 from auditkeep.log.sequencer import AppendResult, Sequencer
 from auditkeep.pipeline.prepare import Pending
@@ -84,6 +85,7 @@ class LogService:
             seq = self._sequencers.get(name)
             if seq is None:
                 info = self.store.open_log(name, self.origin(name))
+                self._check_not_rolled_back(info)
                 seq = Sequencer(self.store, info, self.keys.signer, on_commit=self._committed,
                                 on_checkpoint=self._journal, **self._seq_opts)
                 self._sequencers[name] = seq
@@ -106,6 +108,37 @@ class LogService:
             f.write(note.encode() + b"\x00\n")
             f.flush()
             os.fsync(f.fileno())
+
+    def _check_not_rolled_back(self, info: LogInfo) -> None:
+        """Refuse to write to a log whose database is older than its checkpoint journal
+        (restored from an old copy, or truncated): appending would sign checkpoints that
+        fork from ones already handed out."""
+        if self._journal_dir is None:
+            return
+        path = self._journal_dir / f"{info.name}.checkpoints"
+        if not path.exists():
+            return
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - 8192))
+            notes = [n for n in f.read().split(b"\x00\n") if n.strip()]
+        if not notes:
+            return
+        verifiers = [k.verifier(info.origin) for k in self.keys.published()]
+        try:
+            cp, _ = open_checkpoint(notes[-1], verifiers, origin=info.origin)
+        except NoteError:
+            return  # junk at the journal's end proves nothing (`verify` reports real forks)
+        if cp.size > info.size:
+            raise ConfigError(
+                f"log {info.name} was rolled back: its checkpoint journal holds a signed "
+                f"checkpoint of size {cp.size}, the database only {info.size} entries. "
+                "Refusing to append (it would fork the log); run `auditkeep verify`.")
+        mine = info.root if cp.size == info.size else (
+            merkle.root_from_reader(cp.size, self._reader(info.id)) if cp.size else cp.root)
+        if mine != cp.root:
+            raise ConfigError(
+                f"log {info.name} disagrees with its checkpoint journal at size {cp.size}; "
+                "refusing to append; run `auditkeep verify`.")
 
     def close(self) -> None:
         with self._lock:
