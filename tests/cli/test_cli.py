@@ -113,3 +113,18 @@ class TestDataDirectory:
         assert d.admin_token.stat().st_mode & 0o777 == 0o600
         for key in d.keys.glob("*.key"):
             assert key.stat().st_mode & 0o777 == 0o600
+
+
+class TestUsage:
+    def test_usage_mistakes_are_one_line_with_exit_2(self) -> None:
+        for args in (["nosuch"], ["emit", "--bogus"], ["search", "--limit", "5000"],
+                     ["tokens", "create", "--scope", "wizard", "--tenant", "a"]):
+            r = ak(*args)
+            assert r.returncode == 2, args
+            assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+            assert r.stderr.startswith("auditkeep: ")
+
+    def test_help_exits_zero(self) -> None:
+        r = ak("--help")
+        assert r.returncode == 0
+        assert "verify" in r.stdout

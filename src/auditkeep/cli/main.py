@@ -63,7 +63,20 @@ _register()
 
 
 def main() -> None:
+    """Entry point: usage mistakes are one line too (click would print three)."""
     try:
-        cli.main(prog_name="auditkeep", standalone_mode=True)
-    except KeyboardInterrupt:
+        code = cli.main(prog_name="auditkeep", standalone_mode=False)
+    except click.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `auditkeep`: show the help
+            click.echo(exc.format_message(), err=True)
+            sys.exit(EXIT_USAGE)
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        click.echo(f"auditkeep: {exc.format_message()}{where}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("auditkeep: interrupted", err=True)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
