@@ -6,6 +6,7 @@ separate, as in tessera; this class only wires them and applies log-level rules.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -25,6 +26,8 @@ from auditkeep.log.sequencer import AppendResult, Sequencer
 from auditkeep.pipeline.prepare import Pending
 from auditkeep.pipeline.schema import TENANT_PATTERN
 from auditkeep.storage.base import Backend, Bundle, LogInfo, StoredCheckpoint
+
+log = logging.getLogger(__name__)
 
 ACCESS_SUFFIX = "._access"
 _LOG_NAME = re.compile(TENANT_PATTERN[:-1] + r"(\._access)?$")
@@ -102,12 +105,17 @@ class LogService:
         database restored from an older copy is caught by `verify` (rollback)."""
         if self._journal_dir is None:
             return
-        self._journal_dir.mkdir(parents=True, exist_ok=True)
         path = self._journal_dir / f"{name}.checkpoints"
-        with open(path, "ab") as f:
-            f.write(note.encode() + b"\x00\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            self._journal_dir.mkdir(parents=True, exist_ok=True)
+            with open(path, "ab") as f:
+                f.write(note.encode() + b"\x00\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:
+            # The commit is durable already; failing it now would tell the producer a
+            # lie. The journal is evidence only: log loudly, keep serving.
+            log.exception("could not append to the checkpoint journal %s", path)
 
     def _check_not_rolled_back(self, info: LogInfo) -> None:
         """Refuse to write to a log whose database is older than its checkpoint journal
