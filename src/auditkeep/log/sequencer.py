@@ -24,7 +24,7 @@ from auditkeep.errors import AuditkeepError, ConflictError, Pushback, StorageErr
 from auditkeep.log.checkpoint import Checkpoint, sign_checkpoint
 from auditkeep.log.merkle import CompactTree
 from auditkeep.log.note import Signer
-from auditkeep.pipeline.prepare import Pending, encode
+from auditkeep.pipeline.prepare import Pending
 from auditkeep.storage.base import Backend, Commit, LogInfo, StoredCheckpoint
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,6 @@ class Sequencer:
                     self.stats.duplicates += 1
                     continue
                 seq = first_seq + len(new)
-                p.fields["seq"] = seq
                 new.append(p)
                 if p.explicit_id:
                     seen[p.id] = (seq, p.digest)
@@ -226,7 +225,7 @@ class Sequencer:
             return
         # The hot part, one pass per step over the whole commit (list comprehensions
         # measured ~30% faster than one loop doing everything per event).
-        entries = [encode(p.fields, p.plain) for p in new]
+        entries = [p.entry(seq) for seq, p in enumerate(new, first_seq)]
         sha256 = hashlib.sha256
         leaves = [sha256(_LEAF_PREFIX + e).digest() for e in entries]
         nodes = tree.extend(leaves)
@@ -239,7 +238,7 @@ class Sequencer:
             self._store.append(Commit(
                 self.info.id, first_seq, entries, [p.digest for p in new],
                 [(p.dedup_key, first_seq + i) for i, p in enumerate(new)],
-                {p.fields["seq"]: p.personal for p in new if p.personal},
+                {seq: p.personal for seq, p in enumerate(new, first_seq) if p.personal},
                 nodes, size, root, latest if persist else None))
             self._latest = latest
             if persist:

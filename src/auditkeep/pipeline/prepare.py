@@ -17,23 +17,39 @@ import orjson
 
 from auditkeep.errors import FieldProblem, ForbiddenError, PayloadTooLarge, ValidationError
 from auditkeep.log.canonical import CanonicalizationError, canonical_bytes
-from auditkeep.pipeline.schema import PERSONAL_ACTOR_FIELDS, SCHEMA_VERSION, Event
-from auditkeep.pipeline.validate import MAX_EVENT_BYTES, scan_free_form
+from auditkeep.pipeline.schema import (
+    PERSONAL_ACTOR_FIELDS,
+    SCHEMA_VERSION,
+    SERVER_FIELDS,
+    Event,
+)
+from auditkeep.pipeline.validate import MAX_EVENT_BYTES, scan_change_value, scan_free_form
 
 SALT_BYTES = 16
+
+_sha256 = hashlib.sha256
 
 
 @dataclass(slots=True)
 class Pending:
-    """One event ready to be sequenced: everything but its `seq`."""
+    """One event ready to be sequenced: everything but its `seq`.
+
+    Its entry is `entry_head + str(seq) + entry_tail` (see `split_entry`), encoded here
+    in the request path rather than by the log's single writer."""
 
     id: str
     explicit_id: bool
-    fields: dict[str, Any]
+    fields: dict[str, Any]  # the record without `seq`; `encode(fields + seq)` is the entry
     digest: bytes
     personal: dict[str, list[str]] | None
     dedup_key: int
     plain: bool  # True: `encode` may take orjson's fast path (see `encode`)
+    entry_head: bytes
+    entry_tail: bytes
+
+    def entry(self, seq: int) -> bytes:
+        """The RFC 8785 bytes of the record once it has `seq`."""
+        return b"%b%d%b" % (self.entry_head, seq, self.entry_tail)
 
 
 _UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -95,10 +111,37 @@ def encode(value: Any, plain: bool) -> bytes:
     return canonical_bytes(value)
 
 
+#: Top-level keys that sort after "seq": schema fields and the ones the server adds.
+_AFTER_SEQ = tuple(sorted(k for k in (*Event.__struct_fields__, *SERVER_FIELDS) if k > "seq"))
+
+
+def split_entry(fields: dict[str, Any], plain: bool) -> tuple[bytes, bytes]:
+    """The entry of a record (without `seq`) as the bytes before and after its `seq`.
+
+    Top-level keys are ASCII schema names, so in the canonical form of `fields` the keys
+    after "seq" are the tail, and their own canonical form ends it: `seq` goes right
+    before that tail. The log's writer then only formats one integer per entry instead
+    of re-walking a cold dict: sequencer commit 8.5 -> 6.3 µs an event, prepare +0.9 µs.
+    The slices are exact-size copies, which matters: orjson writes into a 1 KiB buffer
+    and shrinks it in place, and thousands of its results kept alive until the commit
+    left a ~0.6 KiB hole each, so glibc kept faulting in fresh heap pages (5.5 µs per
+    kept result measured, against 0.7 µs for a copy)."""
+    tail_fields = {k: fields[k] for k in _AFTER_SEQ if k in fields}
+    if plain:
+        full = orjson.dumps(fields, option=_FAST)
+        tail = orjson.dumps(tail_fields, option=_FAST)
+    else:
+        full, tail = canonical_bytes(fields), canonical_bytes(tail_fields)
+    cut = len(full) - len(tail)
+    if len(tail) < 3 or full[cut] != 0x2C or not full.endswith(tail[1:]):  # 0x2C: ","
+        raise CanonicalizationError(f"cannot place seq in the entry of event {fields['id']!r}")
+    return full[:cut] + b',"seq":', full[cut:]
+
+
 def commitment(salt: bytes, value: str) -> str:
     """hex(SHA-256(salt ‖ JCS(value))): hides a personal value, binds the entry to it.
     (The RFC 8785 form of a string is orjson's.)"""
-    return hashlib.sha256(salt + orjson.dumps(value)).hexdigest()
+    return _sha256(salt + orjson.dumps(value)).hexdigest()
 
 
 def prepare(
@@ -117,6 +160,9 @@ def prepare(
     missing_ids = sum(1 for e in events if e.id is None)
     new_ids = iter(uuid7_strings(missing_ids)) if missing_ids else iter(())
     salts = os.urandom(SALT_BYTES * len(PERSONAL_ACTOR_FIELDS) * len(events))
+    salts_hex = salts.hex()
+    # One call for the whole request: ~0.1 µs an event less than one call per event.
+    submitted_all: list[dict[str, Any]] = msgspec.to_builtins(events)
     out: list[Pending] = []
     for i, ev in enumerate(events):
         at = "" if single else f"/{i}"
@@ -131,21 +177,35 @@ def prepare(
                 f"{at}/tenant", "all events of one request must go to one tenant",
                 tenant, ev.tenant, index=i))
             continue
-        submitted: dict[str, Any] = msgspec.to_builtins(ev)
+        submitted = submitted_all[i]
         plain = True
+        bad = False
         if ev.metadata is not None:
             found, plain = scan_free_form(submitted["metadata"], f"{at}/metadata")
-            problems.extend(_at(found, i))
-        for j, ch in enumerate(submitted.get("changes") or ()):
-            for name in ("before", "after"):
-                if name in ch:
-                    found, ok = scan_free_form(ch[name], f"{at}/changes/{j}/{name}")
-                    problems.extend(_at(found, i))
-                    plain = plain and ok
-        if problems and problems[-1].index == i:
+            if found:
+                problems.extend(_at(found, i))
+                bad = True
+        if ev.changes is not None:
+            for j, ch in enumerate(submitted["changes"]):
+                for name in ("before", "after"):
+                    if name in ch:
+                        found, ok = scan_change_value(ch, name, f"{at}/changes/{j}/{name}")
+                        if found:
+                            problems.extend(_at(found, i))
+                            bad = True
+                        plain = plain and ok
+        if bad:
             continue
+        if not plain:
+            # One part was not plain but another may already hold orjson fragments,
+            # which the general encoder refuses: start again from the event (rare).
+            submitted = submitted_all[i] = msgspec.to_builtins(ev)
         if ev.time is not None:
-            submitted["time"] = format_time(ev.time)
+            # msgspec already wrote the time as RFC 3339; when that is UTC with six
+            # fraction digits it is exactly `format_time`'s form (1.5 µs saved an event).
+            t = submitted["time"]
+            if not (len(t) == 27 and t[26] == "Z" and t[19] == "."):
+                submitted["time"] = format_time(ev.time)
         try:
             raw = encode(submitted, plain)
         except (CanonicalizationError, orjson.JSONEncodeError) as exc:
@@ -160,15 +220,17 @@ def prepare(
         explicit = ev.id is not None
         event_id = ev.id if ev.id is not None else next(new_ids)
         fields["id"] = event_id
-        fields["time"] = submitted.get("time", received)
+        if ev.time is None:
+            fields["time"] = received
         fields["category"] = ev.category
         fields["tenant"] = tenant
         fields["received"] = received
         fields["submitter"] = submitter
         fields["v"] = SCHEMA_VERSION
-        personal = _commit_personal(fields["actor"], salts, i)
-        out.append(Pending(event_id, explicit, fields, hashlib.sha256(raw).digest(), personal,
-                           dedup_key(event_id, assigned=not explicit), plain))
+        personal = _commit_personal(fields["actor"], salts, salts_hex, i)
+        head, tail = split_entry(fields, plain)
+        out.append(Pending(event_id, explicit, fields, _sha256(raw).digest(), personal,
+                           dedup_key(event_id, assigned=not explicit), plain, head, tail))
     if problems:
         first = problems[0]
         if all(p.detail == "event too large" for p in problems):
@@ -178,19 +240,24 @@ def prepare(
     return out
 
 
-def _commit_personal(actor: dict[str, Any], salts: bytes, i: int) -> dict[str, list[str]] | None:
-    personal: dict[str, list[str]] | None = None
-    base = i * SALT_BYTES * len(PERSONAL_ACTOR_FIELDS)
-    for k, name in enumerate(PERSONAL_ACTOR_FIELDS):
+_PERSONAL = tuple((k, name, f"actor.{name}") for k, name in enumerate(PERSONAL_ACTOR_FIELDS))
+_PER_EVENT = SALT_BYTES * len(PERSONAL_ACTOR_FIELDS)
+
+
+def _commit_personal(actor: dict[str, Any], salts: bytes, salts_hex: str, i: int
+                     ) -> dict[str, list[str]] | None:
+    # `commitment` inlined, with the salts hexed once a request: 2.5 -> 2.2 µs an event.
+    personal: dict[str, list[str]] = {}
+    base = i * _PER_EVENT
+    for k, name, key in _PERSONAL:
         value = actor.get(name)
         if value is None:
             continue
-        salt = salts[base + k * SALT_BYTES : base + (k + 1) * SALT_BYTES]
-        actor[name] = {"$c": commitment(salt, value)}
-        if personal is None:
-            personal = {}
-        personal[f"actor.{name}"] = [salt.hex(), value]
-    return personal
+        a = base + k * SALT_BYTES
+        b = a + SALT_BYTES
+        actor[name] = {"$c": _sha256(salts[a:b] + orjson.dumps(value)).hexdigest()}
+        personal[key] = [salts_hex[2 * a : 2 * b], value]
+    return personal or None
 
 
 def _at(problems: Any, index: int) -> list[FieldProblem]:

@@ -36,7 +36,9 @@ Severity = Literal["info", "notice", "warning", "critical"]
 PERSONAL_ACTOR_FIELDS = ("name", "email", "ip", "user_agent")
 
 
-class _Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+# gc=False: decoded events cannot form reference cycles, and untracked structs are
+# ~4 fewer containers an event for the cyclic GC to traverse on the ingest path.
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
     pass
 
 

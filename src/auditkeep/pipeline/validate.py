@@ -192,6 +192,21 @@ def scan_free_form(value: Any, pointer: str) -> tuple[list[FieldProblem], bool]:
     return problems, plain
 
 
+def scan_change_value(change: dict[str, Any], name: str, pointer: str
+                      ) -> tuple[list[FieldProblem], bool]:
+    """`scan_free_form` for `change[name]`, which unlike metadata may be a bare number:
+    a float there is replaced by its RFC 8785 text in `change` itself (orjson would
+    otherwise write 0.0 as `0.0` and 1e21 as `1e21`, where RFC 8785 has `0` and `1e+21`)."""
+    value = change[name]
+    if type(value) is float:
+        if not math.isfinite(value):
+            return [FieldProblem(pointer, "number too large for a double", "a finite number",
+                                 str(value))], True
+        change[name] = orjson.Fragment(format_es6_number(value))
+        return [], True
+    return scan_free_form(value, pointer)
+
+
 def _unsafe_int(at: str, v: int) -> FieldProblem:
     return FieldProblem(at, "integer outside the IEEE-754 safe range (RFC 8785 would lose it)",
                         f"|n| <= {MAX_SAFE_INT}", str(v))
