@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import random
 import threading
 import time
@@ -68,3 +69,18 @@ def test_acknowledged_events_survive_repeated_sigkill(data_dir: DataDir) -> None
     res = CliRunner().invoke(cli, ["verify", "--data", str(data_dir.root)])
     assert res.exit_code == 0, res.output
     assert f"default: {size} entries" in res.output  # no seq gap: every position verified
+    assert_indexers_exit(data_dir)
+
+
+def assert_indexers_exit(data_dir: DataDir) -> None:
+    """Every indexer child whose server was killed exits (each holds or waits for the
+    lock file while it runs), even one whose server died before the child had started."""
+    with open(str(data_dir.search_db) + ".lock", "a") as lock:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "an orphaned indexer process kept running"
+                time.sleep(0.1)

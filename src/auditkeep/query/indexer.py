@@ -134,8 +134,11 @@ class IndexerProcess(_Following):
 
     def start(self) -> None:
         ctx = multiprocessing.get_context("spawn")
-        self._proc = ctx.Process(target=_index_forever, args=self._args, name="indexer",
-                                 daemon=True)
+        # Our pid goes with it: the child cannot read its parent's pid itself, since a
+        # parent killed before the child starts leaves it reading 1 (init) and running
+        # forever (seen in the crash test).
+        self._proc = ctx.Process(target=_index_forever, args=(*self._args, os.getpid()),
+                                 name="indexer", daemon=True)
         self._proc.start()
 
     def stop(self) -> None:
@@ -148,10 +151,9 @@ class IndexerProcess(_Following):
 
 
 
-def _index_forever(db: str, search_db: str, poll: float) -> None:
+def _index_forever(db: str, search_db: str, poll: float, parent: int) -> None:
     from auditkeep.storage.sqlite import SQLiteBackend
 
-    parent = os.getppid()
     lock = open(search_db + ".lock", "a")  # noqa: SIM115 -- held for the process's life
     fcntl.flock(lock, fcntl.LOCK_EX)  # wait for a previous indexer to finish its batch
     store = SQLiteBackend(db)
