@@ -121,6 +121,21 @@ def flip(h: bytes, bit: int) -> bytes:
     return bytes(b)
 
 
+def flip_any(data: st.DataObject, proof: list[bytes], a: bytes, b: bytes
+             ) -> tuple[list[bytes], bytes, bytes]:
+    """Flip one drawn bit anywhere in the proof, `a` or `b`."""
+    bit = data.draw(st.integers(0, (len(proof) + 2) * HASH_SIZE * 8 - 1))
+    which, bit = divmod(bit, HASH_SIZE * 8)
+    proof = list(proof)
+    if which < len(proof):
+        proof[which] = flip(proof[which], bit)
+    elif which == len(proof):
+        a = flip(a, bit)
+    else:
+        b = flip(b, bit)
+    return proof, a, b
+
+
 @st.composite
 def size_and_index(draw: st.DrawFn) -> tuple[int, int]:
     size = draw(st.integers(1, MAX_LEAVES))
@@ -282,14 +297,7 @@ class TestInclusion:
         size, index = case
         proof = inclusion_proof(index, size, Reader(REF_NODES, size))
         leaf, root = LEAVES[index], ref_mth(LEAVES[:size])
-        bit = data.draw(st.integers(0, (len(proof) + 2) * HASH_SIZE * 8 - 1))
-        which, bit = divmod(bit, HASH_SIZE * 8)
-        if which < len(proof):
-            proof[which] = flip(proof[which], bit)
-        elif which == len(proof):
-            leaf = flip(leaf, bit)
-        else:
-            root = flip(root, bit)
+        proof, leaf, root = flip_any(data, proof, leaf, root)
         with pytest.raises(ProofError):
             verify_inclusion(leaf, index, size, proof, root)
 
@@ -347,14 +355,7 @@ class TestConsistency:
         size1, size2 = case
         proof = consistency_proof(size1, size2, Reader(REF_NODES, size2))
         root1, root2 = ref_mth(LEAVES[:size1]), ref_mth(LEAVES[:size2])
-        bit = data.draw(st.integers(0, (len(proof) + 2) * HASH_SIZE * 8 - 1))
-        which, bit = divmod(bit, HASH_SIZE * 8)
-        if which < len(proof):
-            proof[which] = flip(proof[which], bit)
-        elif which == len(proof):
-            root1 = flip(root1, bit)
-        else:
-            root2 = flip(root2, bit)
+        proof, root1, root2 = flip_any(data, proof, root1, root2)
         with pytest.raises(ProofError):
             verify_consistency(size1, size2, proof, root1, root2)
 

@@ -130,22 +130,14 @@ class Verifier:
             raise NoteError(f"{where}: expected '<name>+<hex key id>+<base64 key>'")
         name, hex_id, key_b64 = parts
         _check_name(name, where)
-        if not _HEX_KEY_ID.fullmatch(hex_id):
-            raise NoteError(f"{where}: key id {hex_id!r} is not 8 hex digits")
-        raw = _b64decode(key_b64, f"{where}: key")
-        if not raw:
-            raise NoteError(f"{where}: key is empty")
-        if raw[0] != ALG_ED25519:
-            raise NoteError(f"{where}: signature type 0x{raw[0]:02x} is not 0x01 (Ed25519)")
-        if len(raw) != 33:
-            raise NoteError(f"{where}: Ed25519 public key is {len(raw) - 1} bytes, expected 32")
+        public = _ed25519_key(hex_id, key_b64, where, "key", "public key")
         given = bytes.fromhex(hex_id)
-        expected = key_id(name, raw[1:])
+        expected = key_id(name, public)
         if given != expected:
             raise NoteError(
                 f"{where}: key id {hex_id} does not match the key (expected {expected.hex()})"
             )
-        return cls(name, given, raw[1:])
+        return cls(name, given, public)
 
     def to_string(self) -> str:
         """The vkey form, `name+hexkeyid+base64(0x01 ‖ public key)`."""
@@ -191,16 +183,8 @@ class Signer:
         if problem is not None:
             raise NoteError(f"signer key: key name {problem}")
         where = f"signer key {name!r}"
-        if not _HEX_KEY_ID.fullmatch(hex_id):
-            raise NoteError(f"{where}: key id {hex_id!r} is not 8 hex digits")
-        raw = _b64decode(seed_b64, f"{where}: seed")
-        if not raw:
-            raise NoteError(f"{where}: seed is empty")
-        if raw[0] != ALG_ED25519:
-            raise NoteError(f"{where}: signature type 0x{raw[0]:02x} is not 0x01 (Ed25519)")
-        if len(raw) != 33:
-            raise NoteError(f"{where}: Ed25519 seed is {len(raw) - 1} bytes, expected 32")
-        signer = cls(name, Ed25519PrivateKey.from_private_bytes(raw[1:]))
+        seed = _ed25519_key(hex_id, seed_b64, where, "seed", "seed")
+        signer = cls(name, Ed25519PrivateKey.from_private_bytes(seed))
         if bytes.fromhex(hex_id) != signer.key_id:
             raise NoteError(
                 f"{where}: key id {hex_id} does not match the key (expected {signer.key_id.hex()})"
@@ -376,3 +360,17 @@ __all__ = [
     "open_note",
     "sign_note",
 ]
+
+
+def _ed25519_key(hex_id: str, b64: str, where: str, part: str, what: str) -> bytes:
+    """The 32 key bytes of `base64(0x01 ‖ key)`, after checking the key id's form."""
+    if not _HEX_KEY_ID.fullmatch(hex_id):
+        raise NoteError(f"{where}: key id {hex_id!r} is not 8 hex digits")
+    raw = _b64decode(b64, f"{where}: {part}")
+    if not raw:
+        raise NoteError(f"{where}: {part} is empty")
+    if raw[0] != ALG_ED25519:
+        raise NoteError(f"{where}: signature type 0x{raw[0]:02x} is not 0x01 (Ed25519)")
+    if len(raw) != 33:
+        raise NoteError(f"{where}: Ed25519 {what} is {len(raw) - 1} bytes, expected 32")
+    return raw[1:]
