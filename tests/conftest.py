@@ -65,9 +65,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data: DataDir, *extra: str) -> ServerProcess:
-    """`auditkeep serve` in a child process on a free loopback port; waits until ready."""
-    port = free_port()
+def start_server(data: DataDir, *extra: str, port: int | None = None) -> ServerProcess:
+    """`auditkeep serve` in a child process on a loopback port (a free one unless given,
+    e.g. to restart a server where its clients expect it); waits until ready."""
+    port = port or free_port()
     log_path = data.root.parent / f"server-{port}.log"
     cmd = [sys.executable, "-m", "auditkeep", "serve", "--data", str(data.root), "--port",
            str(port), "--log-level", "warning", *extra]

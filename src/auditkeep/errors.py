@@ -2,7 +2,8 @@
 
     AuditkeepError
     ├── ValidationError          input that breaks schema v1 or a request rule (400)
-    │   └── PayloadTooLarge      body, batch or event over its limit (413)
+    │   ├── PayloadTooLarge      body, batch or event over its limit (413)
+    │   └── EventError           the SDK refused an event at `emit` (also a ValueError)
     ├── AuthError                missing or unknown token (401)
     │   └── ForbiddenError       token lacks the scope or the tenant (403)
     ├── NotFoundError            no such tenant, seq, event or checkpoint (404)
@@ -12,7 +13,8 @@
     │   └── NoteError            a signed note or verifier key is malformed
     ├── StorageError             the backend failed (driver errors are mapped to this)
     │   └── CorruptionError      stored bytes cannot be decoded
-    └── ConfigError              bad configuration or data directory
+    ├── ConfigError              bad configuration or data directory
+    └── SpoolFull                the SDK's spool stayed full for the whole block timeout
 
 Every error carries the HTTP status it maps to and, where input is at fault, a list
 of `FieldProblem`s naming each offending field by JSON pointer.
@@ -68,6 +70,13 @@ class PayloadTooLarge(ValidationError):
     status = 413
     title = "Payload too large"
     slug = "too-large"
+
+
+class EventError(ValidationError, ValueError):
+    """An event the SDK will not spool: the application passed something schema v1
+    refuses. Raised by `emit` on the caller's thread, never later."""
+
+    title = "Invalid audit event"
 
 
 class AuthError(AuditkeepError):
@@ -133,12 +142,21 @@ class ConfigError(AuditkeepError):
     slug = "config"
 
 
+class SpoolFull(AuditkeepError):
+    """The SDK's spool is at its size limit and did not drain within the block timeout."""
+
+    status = 503
+    title = "Spool full"
+    slug = "spool-full"
+
+
 __all__ = [
     "AuditkeepError",
     "AuthError",
     "ConfigError",
     "ConflictError",
     "CorruptionError",
+    "EventError",
     "FieldProblem",
     "ForbiddenError",
     "NotFoundError",
@@ -146,6 +164,7 @@ __all__ = [
     "PayloadTooLarge",
     "ProofError",
     "Pushback",
+    "SpoolFull",
     "StorageError",
     "ValidationError",
 ]
