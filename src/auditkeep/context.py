@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["FIELDS", "Token", "actor_of", "bind", "current", "reset", "scope"]
+__all__ = ["FIELDS", "Token", "actor_of", "bind", "bound", "current", "otel_ids", "reset",
+           "scope"]
 
 #: The fields a context may carry, as named in schema v1.
 FIELDS = ("actor", "tenant", "request_id", "trace_id", "span_id")
@@ -25,7 +26,10 @@ Token = contextvars.Token
 
 
 def actor_of(value: Any) -> dict[str, Any]:
-    """An actor object from a mapping or a bare id (taken as a user)."""
+    """An actor object from a mapping or a bare id (taken as a user). A dict is returned
+    as it is, not copied."""
+    if type(value) is dict:  # the common case first: ABC checks cost ~0.5 µs
+        return value
     if isinstance(value, str):
         return {"id": value, "type": "user"}
     if isinstance(value, Mapping):
@@ -63,11 +67,17 @@ def current() -> dict[str, Any]:
     """The bound fields, with OpenTelemetry's current trace/span ids where none is bound."""
     out = dict(_bound.get())
     if "trace_id" not in out:
-        out.update(_otel_ids())
+        out.update(otel_ids())
     return out
 
 
-def _otel_ids() -> dict[str, str]:
+def bound() -> Mapping[str, Any]:
+    """The bound fields only, read-only and without a copy (the SDK's hot path)."""
+    return _bound.get()
+
+
+def otel_ids() -> dict[str, str]:
+    """OpenTelemetry's current trace and span ids, when it is installed and a span is on."""
     if _otel_trace is None:
         return {}
     ctx = _otel_trace.get_current_span().get_span_context()

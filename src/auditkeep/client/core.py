@@ -135,7 +135,8 @@ class AuditClient:
             return str(event.get("id", ""))
         self._spool.append(payload)
         self.stats_.emitted += 1
-        if self._spool.appended - self._spool.acked >= self._batch_size:
+        if (self._spool.appended - self._spool.acked >= self._batch_size
+                and not self._sender.wake.is_set()):
             self._sender.wake.set()
         return str(event.get("id", ""))
 

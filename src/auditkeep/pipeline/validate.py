@@ -135,12 +135,14 @@ def _decode_each(items: list[bytes] | list[msgspec.Raw]) -> list[Event]:
     return events
 
 
-def scan_free_form(value: Any, pointer: str) -> tuple[list[FieldProblem], bool]:
+def scan_free_form(value: Any, pointer: str, *, canonicalize: bool = True
+                   ) -> tuple[list[FieldProblem], bool]:
     """Check free-form JSON (metadata, change values) and make it ready for the fast
     canonical encoder: finite floats become their RFC 8785 (ES6) text as orjson
     fragments, in place. Returns the problems and whether the value is *plain*, i.e.
     orjson with sorted keys now writes its RFC 8785 form (False when a key holds a
-    character above U+FFFF, where UTF-16 and code-point key order differ)."""
+    character above U+FFFF, where UTF-16 and code-point key order differ).
+    `canonicalize=False` only checks (the SDK: the server canonicalises)."""
     if type(value) is dict and len(value) <= MAX_METADATA_KEYS:
         # Fast path: a flat object of strings, safe integers, booleans and nulls.
         for k, v in value.items():
@@ -186,7 +188,7 @@ def scan_free_form(value: Any, pointer: str) -> tuple[list[FieldProblem], bool]:
     if keys > MAX_METADATA_KEYS:
         problems.append(FieldProblem(pointer, "too many keys",
                                      f"<= {MAX_METADATA_KEYS} keys in total", f"{keys} keys"))
-    if plain:  # otherwise the general encoder formats the floats itself
+    if plain and canonicalize:  # otherwise the general encoder formats the floats itself
         for node, k, v in floats:
             node[k] = orjson.Fragment(format_es6_number(v))
     return problems, plain
