@@ -1,0 +1,1 @@
+"""A Django app for the integration tests: models to audit and views to call."""
