@@ -164,6 +164,13 @@ class AuditClient:
                 self._sender.progress.wait(left)
         return True
 
+    def sync(self) -> None:
+        """Make every event emitted so far survive a power loss, not only a crash (one
+        fsync; for a caller that must not record progress before its events are safe,
+        like the agent saving file offsets). Nothing to do in memory mode."""
+        if isinstance(self._spool, DiskSpool):
+            self._spool.sync()
+
     # -- flushing and closing ------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event emitted before this call is acknowledged (True), or

@@ -30,6 +30,7 @@ _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]*)`")
+_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]*)`")
 _EXPECTED = re.compile(r"Expected `(?P<exp>[^`]*)`, got `(?P<got>[^`]*)`")
 
 
@@ -50,6 +51,9 @@ def problem_from_msgspec(err: Exception, index: int | None, prefix: str = "") ->
     if u := _UNKNOWN.search(msg):
         pointer += "/" + _pointer_escape(u.group("field"))
         expected, actual = "a schema v1 field (free-form data belongs in metadata)", "unknown field"
+    elif mi := _MISSING.search(msg):  # point at the missing field, not at its parent
+        pointer += "/" + _pointer_escape(mi.group("field"))
+        expected, actual = "a value (the field is required)", "missing"
     elif e := _EXPECTED.search(msg):
         expected, actual = e.group("exp"), e.group("got")
     return FieldProblem(pointer or "/", msg, expected=expected, actual=actual, index=index)
