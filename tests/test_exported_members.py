@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import auditkeep
+import auditkeep.client
+import auditkeep.context
 import auditkeep.errors
 
 
 def test_all_is_sorted_and_complete() -> None:
-    for module in (auditkeep, auditkeep.errors):
+    for module in (auditkeep, auditkeep.client, auditkeep.context, auditkeep.errors):
         assert module.__all__ == sorted(module.__all__)
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
