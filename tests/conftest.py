@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
@@ -51,12 +52,33 @@ class ServerProcess:
         self.proc.wait(10)
 
     def stop(self) -> None:
+        """SIGTERM, and wait until the server and its indexer child are gone (a test may
+        copy or reopen the data directory next)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+        wait_indexer_gone(self.data)
+
+
+def wait_indexer_gone(data: DataDir, timeout: float = 15.0) -> bool:
+    """Wait until no indexer process holds the data directory's index lock."""
+    lock_path = Path(str(data.search_db) + ".lock")
+    if not lock_path.exists():
+        return True
+    deadline = time.monotonic() + timeout
+    with open(lock_path, "a") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.05)
 
 
 def free_port() -> int:

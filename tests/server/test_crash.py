@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import random
 import threading
 import time
@@ -13,7 +12,7 @@ from click.testing import CliRunner
 
 from auditkeep.cli.main import cli
 from auditkeep.datadir import DataDir
-from tests.conftest import start_server
+from tests.conftest import start_server, wait_indexer_gone
 from tests.server.helpers import event
 
 KILLS = 20
@@ -69,18 +68,6 @@ def test_acknowledged_events_survive_repeated_sigkill(data_dir: DataDir) -> None
     res = CliRunner().invoke(cli, ["verify", "--data", str(data_dir.root)])
     assert res.exit_code == 0, res.output
     assert f"default: {size} entries" in res.output  # no seq gap: every position verified
-    assert_indexers_exit(data_dir)
-
-
-def assert_indexers_exit(data_dir: DataDir) -> None:
-    """Every indexer child whose server was killed exits (each holds or waits for the
-    lock file while it runs), even one whose server died before the child had started."""
-    with open(str(data_dir.search_db) + ".lock", "a") as lock:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                assert time.monotonic() < deadline, "an orphaned indexer process kept running"
-                time.sleep(0.1)
+    # every indexer child whose server was killed has exited, even one whose server died
+    # before the child had started
+    assert wait_indexer_gone(data_dir, timeout=30), "an orphaned indexer kept running"
