@@ -24,7 +24,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
 
 
 def commit(store: Backend, log_id: int, tree: merkle.CompactTree, n: int,
-           personal: bool = False) -> list[bytes]:
+           personal: bool = False, raws: dict[int, tuple[str, bytes]] | None = None
+           ) -> list[bytes]:
     first = tree.size
     entries = [f'{{"seq":{first + i}}}'.encode() for i in range(n)]
     nodes: list[tuple[int, int, bytes]] = []
@@ -34,7 +35,7 @@ def commit(store: Backend, log_id: int, tree: merkle.CompactTree, n: int,
         log_id, first, entries, [hashlib.sha256(e).digest() for e in entries],
         [(first + i, first + i) for i in range(n)],
         {first: {"actor.email": ["00", "a@b.c"]}} if personal else {},
-        nodes, tree.size, tree.root()))
+        nodes, tree.size, tree.root(), None, raws or {}))
     return entries
 
 
@@ -79,6 +80,16 @@ class TestLogs:
         commit(store, log.id, tree, 5, personal=True)
         assert store.find_dedup(log.id, [2, 99]) == {2: [2]}
         assert store.read_personal(log.id, [0, 1]) == {0: {"actor.email": ["00", "a@b.c"]}}
+
+    def test_raw_objects_read_back_byte_exactly(self, store: Backend) -> None:
+        log = store.open_log("acme", "o/acme")
+        tree = merkle.CompactTree()
+        original = b'{ "kind": "Event",  "auditID":"x" }\n' + bytes(range(256)) * 40
+        commit(store, log.id, tree, 3, raws={1: ("k8s.audit", original)})
+        commit(store, log.id, tree, 2, raws={4: ("otlp.protobuf", b"\x00\x01")})
+        assert store.read_raw(log.id, 1) == ("k8s.audit", original)
+        assert store.read_raw(log.id, 4) == ("otlp.protobuf", b"\x00\x01")
+        assert store.read_raw(log.id, 0) is None and store.read_raw(log.id, 99) is None
 
     def test_checkpoints_are_kept_in_size_order(self, store: Backend) -> None:
         log = store.open_log("acme", "o/acme")

@@ -239,7 +239,8 @@ class Sequencer:
                 self.info.id, first_seq, entries, [p.digest for p in new],
                 [(p.dedup_key, first_seq + i) for i, p in enumerate(new)],
                 {seq: p.personal for seq, p in enumerate(new, first_seq) if p.personal},
-                nodes, size, root, latest if persist else None))
+                nodes, size, root, latest if persist else None,
+                {seq: p.raw for seq, p in enumerate(new, first_seq) if p.raw is not None}))
             self._latest = latest
             if persist:
                 self._persisted(latest)

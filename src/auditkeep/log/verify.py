@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import orjson
+
 from auditkeep.errors import CorruptionError, NoteError
 from auditkeep.log.checkpoint import open_checkpoint
 from auditkeep.log.merkle import CompactTree
@@ -23,13 +25,14 @@ from auditkeep.storage.base import TILE_WIDTH, Backend, LogInfo, StoredCheckpoin
 _SEQ_KEY = b'"seq":'
 _SEQ_VALUE = re.compile(rb'"seq":(\d+)')
 _WINDOW = 64  # bundles read at once
+_RAW_KEY = b'"raw":{"format":'  # canonical JSON: the raw object's keys come sorted
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One thing wrong. `kind` is one of: modified, deleted, inserted, reordered, corrupt,
     tile-mismatch, size-mismatch, forged-checkpoint, forked-checkpoint,
-    checkpoint-mismatch, rolled-back."""
+    checkpoint-mismatch, rolled-back, raw-modified, raw-missing."""
 
     log: str
     kind: str
@@ -121,6 +124,7 @@ def verify_log(store: Backend, info: LogInfo, verifiers: Sequence[Verifier],
     checkpoints = store.checkpoints(info.id)
     sizes = {cp.size for cp in checkpoints} | {info.size}
     bad_leaves: list[int] = []
+    with_raw: list[tuple[int, bytes]] = []
 
     upper_mismatch: list[tuple[int, int]] = []
 
@@ -147,6 +151,8 @@ def verify_log(store: Backend, info: LogInfo, verifiers: Sequence[Verifier],
             break
         seq = entry_seq(entry)
         leaf = sha256(b"\x00" + entry).digest()
+        if _RAW_KEY in entry:
+            with_raw.append((pos, entry))
         if seq != pos:
             report.findings.append(Finding(
                 info.name, "reordered" if seq is not None and seq < info.size else "inserted",
@@ -179,8 +185,28 @@ def verify_log(store: Backend, info: LogInfo, verifiers: Sequence[Verifier],
         report.findings.append(Finding(
             info.name, "inserted", f"{count} entries stored beyond the log's size {info.size}",
             seq=first))
+    _check_raws(store, info, report, with_raw)
     _check_checkpoints(info, report, checkpoints, roots, verifiers, journal, bad_leaves)
     return report
+
+
+def _check_raws(store: Backend, info: LogInfo, report: LogReport,
+                with_raw: list[tuple[int, bytes]]) -> None:
+    """A source's original object must still hash to the digest its entry carries."""
+    for pos, entry in with_raw:
+        try:
+            want = orjson.loads(entry)["raw"]["sha256"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue  # a damaged entry is reported by its leaf hash already
+        stored = store.read_raw(info.id, pos)
+        if stored is None:
+            report.findings.append(Finding(
+                info.name, "raw-missing", "the entry names a raw object that is not stored",
+                seq=pos))
+        elif hashlib.sha256(stored[1]).hexdigest() != want:
+            report.findings.append(Finding(
+                info.name, "raw-modified", "the stored raw object no longer hashes to the "
+                "digest in its entry", seq=pos))
 
 
 def _check_checkpoints(info: LogInfo, report: LogReport, checkpoints: list[StoredCheckpoint],

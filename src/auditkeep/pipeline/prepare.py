@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +47,7 @@ class Pending:
     plain: bool  # True: `encode` may take orjson's fast path (see `encode`)
     entry_head: bytes
     entry_tail: bytes
+    raw: tuple[str, bytes] | None = None  # (format, exact bytes) from a source
 
     def entry(self, seq: int) -> bytes:
         """The RFC 8785 bytes of the record once it has `seq`."""
@@ -151,10 +153,13 @@ def prepare(
     submitter: str,
     may_set_tenant: bool,
     single: bool = False,
+    raws: Sequence[tuple[str, bytes] | None] | None = None,
 ) -> list[Pending]:
     """Normalise a request's events for `tenant`; raise with every problem found.
 
-    `single`: the body was one JSON object, so pointers start at the event itself."""
+    `single`: the body was one JSON object, so pointers start at the event itself.
+    `raws`: for events mapped by a source, the producer's original (format, exact bytes)
+    of each event, stored beside the log; the record gets `raw: {format, sha256, size}`."""
     received = now_utc()
     problems: list[FieldProblem] = []
     missing_ids = sum(1 for e in events if e.id is None)
@@ -227,10 +232,15 @@ def prepare(
         fields["received"] = received
         fields["submitter"] = submitter
         fields["v"] = SCHEMA_VERSION
+        original = raws[i] if raws is not None else None
+        if original is not None:
+            fields["raw"] = {"format": original[0], "sha256": _sha256(original[1]).hexdigest(),
+                             "size": len(original[1])}
         personal = _commit_personal(fields["actor"], salts, salts_hex, i)
         head, tail = split_entry(fields, plain)
         out.append(Pending(event_id, explicit, fields, _sha256(raw).digest(), personal,
-                           dedup_key(event_id, assigned=not explicit), plain, head, tail))
+                           dedup_key(event_id, assigned=not explicit), plain, head, tail,
+                           original))
     if problems:
         first = problems[0]
         if all(p.detail == "event too large" for p in problems):

@@ -101,4 +101,4 @@ class Event(_Strict):
 
 
 #: Fields the server adds; a producer may not send them.
-SERVER_FIELDS = ("seq", "received", "submitter", "v")
+SERVER_FIELDS = ("seq", "received", "submitter", "v", "raw")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from auditkeep.errors import FieldProblem, PayloadTooLarge
+from auditkeep.log.sequencer import AppendResult
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.validate import MAX_BODY_BYTES, decode_events
 from auditkeep.server.context import caller, json_response, node
@@ -50,6 +52,12 @@ async def post_events(request: Request) -> Response:
     pendings = prepare(events, tenant=tenant, submitter=who.id, may_set_tenant=who.is_admin,
                        single=single)
     result = await asyncio.wrap_future(node(request).logs.append(tenant, pendings))
+    return receipts_response(tenant, result)
+
+
+def receipts_response(tenant: str, result: AppendResult, **extra: Any) -> Response:
+    """201 with a receipt per event and the checkpoint covering them (200 when every
+    event was already stored)."""
     receipts = [
         {"id": r.id, "seq": r.seq, "leaf_hash": base64.b64encode(r.leaf_hash).decode(),
          **({"duplicate": True} if r.duplicate else {})}
@@ -57,4 +65,4 @@ async def post_events(request: Request) -> Response:
     ]
     status = 201 if any(not r.duplicate for r in result.receipts) else 200
     return json_response({"tenant": tenant, "receipts": receipts,
-                          "checkpoint": result.checkpoint}, status=status)
+                          "checkpoint": result.checkpoint, **extra}, status=status)

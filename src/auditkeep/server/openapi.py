@@ -145,6 +145,23 @@ OPENAPI: dict[str, Any] = {
                             "schema": {"type": "string"}}, _q("tenant", "admin tokens only")],
             "responses": {"200": {"description": "record, receipt, proof, checkpoint"},
                           **_ERRORS}}},
+        "/v1/events/{id}/raw": {"get": {
+            "summary": "The producer's original object of a source event, byte-exact",
+            "description": "Its SHA-256 is the record's raw.sha256; the format is in the "
+                           "X-Auditkeep-Raw-Format header.",
+            "parameters": [{"name": "id", "in": "path", "required": True,
+                            "schema": {"type": "string"}}, _q("tenant", "admin tokens only")],
+            "responses": {"200": {"description": "the raw object as received"}, **_ERRORS}}},
+        "/v1/sources/k8s": {"post": {
+            "summary": "Kubernetes audit webhook: an audit.k8s.io/v1 EventList",
+            "description": "Mapped onto schema v1 (docs/sources.md); only ResponseComplete "
+                           "and Panic stages by default; idempotent on auditID + stage.",
+            "parameters": [_q("tenant", "admin tokens only")],
+            "requestBody": {"required": True, "content": {"application/json": {}}},
+            "responses": {"201": {"description": "receipts, checkpoint, filtered count",
+                                  **_json("IngestResult")},
+                          "200": {"description": "nothing new (all filtered or duplicates)"},
+                          **_ERRORS}}},
         "/v1/logs/{tenant}/checkpoint": {"get": {
             "summary": "Latest signed checkpoint (C2SP tlog-checkpoint note)",
             "parameters": [_TENANT],

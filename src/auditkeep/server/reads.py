@@ -69,16 +69,7 @@ async def get_event(request: Request) -> Response:
     tenant = _log_for(who, request.query_params.get("tenant"))
     event_id = request.path_params["id"]
     n = node(request)
-    log = n.store.get_log(tenant)
-    found: dict[str, Any] | None = None
-    if log is not None:
-        seqs = n.store.find_dedup(log.id, [dedup_key(event_id)]).get(dedup_key(event_id), [])
-        for rec in n.logs.records(tenant, seqs, personal=who.sees_personal):
-            if rec["id"] == event_id:
-                found = rec
-                break
-    if found is None or log is None:
-        raise NotFoundError(f"no event with id {event_id!r} in tenant {tenant!r}")
+    found = _find_event(request, tenant, event_id, personal=who.sees_personal)
     cp = n.logs.checkpoint(tenant)
     size, leaf, proof = n.logs.inclusion_proof(tenant, found["seq"], cp.size)
     await record_access(request, who, tenant, "event", {"id": event_id}, 1)
@@ -89,6 +80,42 @@ async def get_event(request: Request) -> Response:
                   "hashes": [b64(h) for h in proof]},
         "checkpoint": cp.note,
     })
+
+
+async def get_event_raw(request: Request) -> Response:
+    """The producer's original object of an event that came through a source, byte for
+    byte as it arrived (its SHA-256 is the record's `raw.sha256`)."""
+    who = caller(request)
+    who.require("read", "audit")
+    params.only(request, {"tenant"})
+    tenant = _log_for(who, request.query_params.get("tenant"))
+    event_id = request.path_params["id"]
+    n = node(request)
+    found = _find_event(request, tenant, event_id, personal=False)
+    log = n.store.get_log(tenant)
+    raw = n.store.read_raw(log.id, found["seq"]) if log is not None else None
+    if raw is None:
+        raise NotFoundError(f"event {event_id!r} was sent as schema v1 and has no raw object")
+    await record_access(request, who, tenant, "event.raw", {"id": event_id}, 1)
+    fmt, data = raw
+    return Response(data, media_type=RAW_MEDIA_TYPES.get(fmt, "application/json"),
+                    headers={"X-Auditkeep-Raw-Format": fmt})
+
+
+#: Media types of stored raw objects by format; JSON unless listed.
+RAW_MEDIA_TYPES = {"otlp.protobuf": "application/x-protobuf", "syslog": "text/plain"}
+
+
+def _find_event(request: Request, tenant: str, event_id: str, *, personal: bool
+                ) -> dict[str, Any]:
+    n = node(request)
+    log = n.store.get_log(tenant)
+    if log is not None:
+        seqs = n.store.find_dedup(log.id, [dedup_key(event_id)]).get(dedup_key(event_id), [])
+        for rec in n.logs.records(tenant, seqs, personal=personal):
+            if rec["id"] == event_id:
+                return rec
+    raise NotFoundError(f"no event with id {event_id!r} in tenant {tenant!r}")
 
 
 async def get_entry(request: Request) -> Response:

@@ -1,7 +1,8 @@
 """The storage boundary: what a backend must do, small enough to implement twice.
 
 A backend stores, per log, entry bundles (the exact canonical bytes), the Merkle
-nodes of every level (tiles of 256 hashes), checkpoints and 64-bit dedup keys, and
+nodes of every level (tiles of 256 hashes), checkpoints, 64-bit dedup keys and the raw
+objects that sources received (byte-exact, bound to their entry by digest), and
 beside the logs the tokens and verifier keys. Everything the acknowledgement path
 writes goes through `append`, which is atomic and durable when it returns.
 """
@@ -47,6 +48,7 @@ class Commit:
     size: int
     root: bytes
     checkpoint: StoredCheckpoint | None = None
+    raws: dict[int, tuple[str, bytes]] = field(default_factory=dict)  # seq -> (format, bytes)
 
 
 @dataclass(slots=True)
@@ -88,6 +90,7 @@ class Backend(Protocol):
     def read_personal(
         self, log_id: int, seqs: Sequence[int]
     ) -> dict[int, dict[str, list[str]]]: ...
+    def read_raw(self, log_id: int, seq: int) -> tuple[str, bytes] | None: ...
     def find_dedup(self, log_id: int, keys: Sequence[int]) -> dict[int, list[int]]: ...
     def put_checkpoint(self, log_id: int, cp: StoredCheckpoint) -> None: ...
     def checkpoints(self, log_id: int) -> list[StoredCheckpoint]: ...

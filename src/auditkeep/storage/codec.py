@@ -27,6 +27,17 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
+def pack_blob(data: bytes) -> bytes:
+    return _compressor().compress(data)
+
+
+def unpack_blob(blob: bytes, where: str) -> bytes:
+    try:
+        return _decompressor().decompress(blob)
+    except zstandard.ZstdError as exc:
+        raise CorruptionError(f"{where}: does not decompress ({exc})") from None
+
+
 def pack_entries(entries: list[bytes]) -> bytes:
     """zstd of each entry prefixed by its 4-byte big-endian length."""
     return _compressor().compress(b"".join([len(e).to_bytes(4, "big") + e for e in entries]))

@@ -29,6 +29,7 @@ class MemoryBackend:
         self._logs: dict[str, LogInfo] = {}
         self._bundles: dict[int, list[Bundle]] = {}
         self._personal: dict[int, dict[int, dict[str, list[str]]]] = {}
+        self._raws: dict[tuple[int, int], tuple[str, bytes]] = {}
         self._tiles: dict[tuple[int, int, int], bytes] = {}
         self._dedup: dict[tuple[int, int], list[int]] = {}
         self._checkpoints: dict[int, list[StoredCheckpoint]] = {}
@@ -66,6 +67,8 @@ class MemoryBackend:
                 bundles.append(Bundle(commit.first_seq + off, commit.entries[off : off + 256],
                                       commit.digests[off : off + 256]))
             self._personal.setdefault(commit.log_id, {}).update(commit.personal)
+            for seq, raw in commit.raws.items():
+                self._raws[(commit.log_id, seq)] = raw
             for (level, idx), buf in tile_groups(commit.nodes).items():
                 key = (commit.log_id, level, idx)
                 self._tiles[key] = self._tiles.get(key, b"") + bytes(buf)
@@ -96,6 +99,10 @@ class MemoryBackend:
 
     def bundle_index(self, log_id: int) -> list[tuple[int, int]]:
         return sorted((b.first_seq, len(b.entries)) for b in self._bundles.get(log_id, []))
+
+    def read_raw(self, log_id: int, seq: int) -> tuple[str, bytes] | None:
+        with self._lock:
+            return self._raws.get((log_id, seq))
 
     def read_personal(self, log_id: int, seqs: Sequence[int]) -> dict[int, dict[str, list[str]]]:
         store = self._personal.get(log_id, {})

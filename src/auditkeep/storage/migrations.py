@@ -75,4 +75,19 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        2,
+        """
+        -- The producer's original object for events that came through a source
+        -- (Kubernetes, CloudTrail, ...), byte-exact and zstd-compressed. Its SHA-256 is in
+        -- the entry (`raw.sha256`), so it is as tamper-evident as the entry itself.
+        CREATE TABLE raws (
+            log_id INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            format TEXT NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (log_id, seq)
+        );
+        """,
+    ),
 ]

@@ -26,9 +26,11 @@ from auditkeep.storage.base import (
     TokenRecord,
 )
 from auditkeep.storage.codec import (
+    pack_blob,
     pack_entries,
     pack_json,
     tile_groups,
+    unpack_blob,
     unpack_entries,
     unpack_json,
 )
@@ -179,6 +181,10 @@ class SQLiteBackend:
             if personal_rows:
                 w.executemany("INSERT INTO personal (log_id, first_seq, data) VALUES (?, ?, ?)",
                               personal_rows)
+            if commit.raws:
+                w.executemany("INSERT INTO raws (log_id, seq, format, data) VALUES (?, ?, ?, ?)",
+                              [(log_id, seq, fmt, pack_blob(data))
+                               for seq, (fmt, data) in commit.raws.items()])
             w.executemany(
                 "INSERT INTO tiles (log_id, level, idx, hashes) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (log_id, level, idx) DO UPDATE SET "
@@ -250,6 +256,15 @@ class SQLiteBackend:
                 "SELECT first_seq, count FROM bundles WHERE log_id = ? ORDER BY first_seq",
                 (log_id,)).fetchall()
         return [(int(a), int(b)) for a, b in rows]
+
+    def read_raw(self, log_id: int, seq: int) -> tuple[str, bytes] | None:
+        with mapped_errors(f"reading the raw object of seq {seq} in log {log_id}"):
+            row = self._reader().execute(
+                "SELECT format, data FROM raws WHERE log_id = ? AND seq = ?", (log_id, seq)
+            ).fetchone()
+        if row is None:
+            return None
+        return str(row[0]), unpack_blob(row[1], f"raw object of seq {seq} in log {log_id}")
 
     def read_personal(self, log_id: int, seqs: Sequence[int]) -> dict[int, dict[str, list[str]]]:
         out: dict[int, dict[str, list[str]]] = {}

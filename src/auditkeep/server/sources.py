@@ -1,0 +1,94 @@
+"""Source endpoints: producers' own formats, mapped onto schema v1, raw kept byte-exactly.
+
+Every source follows one path: slice each original object out of the body (its exact
+bytes), map it with a pure function from `auditkeep.sources`, then validate, prepare and
+sequence the mapped events like `POST /v1/events` does, with the originals stored beside
+the log. A request is atomic: an object that cannot be mapped fails the request with a
+problem naming it, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from auditkeep.errors import FieldProblem, ValidationError
+from auditkeep.pipeline.prepare import prepare
+from auditkeep.pipeline.validate import decode_events, problem_from_msgspec
+from auditkeep.server.context import caller, json_response, node
+from auditkeep.server.ingest import read_body, receipts_response
+from auditkeep.sources.k8s import K8sEventMapper
+
+#: One mapped event: (its schema v1 dict or None when filtered out, raw format, raw bytes).
+Mapped = tuple[dict[str, Any] | None, str, bytes]
+
+
+class _EventList(msgspec.Struct):
+    """An `audit.k8s.io/v1` EventList; each item kept as its exact bytes."""
+
+    items: list[msgspec.Raw] = msgspec.field(default_factory=list)
+    kind: str | None = None
+
+
+_event_list = msgspec.json.Decoder(_EventList)
+
+
+def k8s_endpoint(mapper: K8sEventMapper) -> Callable[[Request], Any]:
+    """`POST /v1/sources/k8s`: the body a kube-apiserver audit webhook sends."""
+
+    async def post_k8s(request: Request) -> Response:
+        body = await read_body(request)
+        try:
+            parsed = _event_list.decode(body)
+        except msgspec.DecodeError as exc:
+            raise ValidationError(f"not an audit.k8s.io EventList: {exc}",
+                                  problems=[problem_from_msgspec(exc, None)]) from None
+        if parsed.kind not in (None, "EventList"):
+            raise ValidationError("not an EventList", problems=[FieldProblem(
+                "/kind", "wrong kind", "EventList", str(parsed.kind))])
+        mapped: list[Mapped] = []
+        problems: list[FieldProblem] = []
+        for i, raw in enumerate(parsed.items):
+            data = bytes(raw)
+            try:
+                mapped.append((mapper(orjson.loads(data), f"/items/{i}"), "k8s.audit", data))
+            except ValidationError as exc:
+                problems += [_indexed(p, i) for p in exc.problems]
+        if problems:
+            raise ValidationError(f"{len(problems)} problem(s) in the EventList",
+                                  problems=problems)
+        return await ingest_mapped(request, mapped)
+
+    return post_k8s
+
+
+async def ingest_mapped(request: Request, mapped: Sequence[Mapped]) -> Response:
+    """Sequence the mapped events of one request (atomically) with their raw originals."""
+    who = caller(request)
+    who.require("ingest")
+    tenant = who.tenant_for(request.query_params.get("tenant"))
+    kept = [(ev, fmt, data) for ev, fmt, data in mapped if ev is not None]
+    filtered = len(mapped) - len(kept)
+    n = node(request)
+    if not kept:
+        return json_response({"tenant": tenant, "receipts": [], "filtered": filtered,
+                              "checkpoint": n.logs.checkpoint(tenant).note}, status=200)
+    try:
+        events = decode_events(orjson.dumps([ev for ev, _, _ in kept]), ndjson=False)
+    except ValidationError as exc:  # a mapper bug rather than bad input: say which object
+        raise ValidationError(f"a mapped event is not valid schema v1: {exc.detail}",
+                              problems=exc.problems) from None
+    pendings = prepare(events, tenant=tenant, submitter=who.id, may_set_tenant=False,
+                       raws=[(fmt, data) for _, fmt, data in kept])
+    result = await asyncio.wrap_future(n.logs.append(tenant, pendings))
+    return receipts_response(tenant, result, filtered=filtered)
+
+
+def _indexed(p: FieldProblem, index: int) -> FieldProblem:
+    return FieldProblem(p.pointer, p.detail, p.expected, p.actual, index=index)
