@@ -92,7 +92,8 @@ class TestWebhook:
             assert r.headers["content-type"] == "application/problem+json"
             errors = r.json()["errors"]
             assert errors[0]["pointer"] == "/items/2/verb" and errors[0]["index"] == 2
-            for body in (b"{not json", b'{"kind": "Pod", "items": []}', b'{"items": 3}'):
+            for body in (b"{not json", b'{"kind": "Pod", "items": []}', b'{"items": 3}',
+                         b'{"items": [{"verb": "\xff"}]}'):
                 assert c.post("/v1/sources/k8s", content=body).status_code == 400
             assert size_of(c) == 0  # atomic: nothing stored
 

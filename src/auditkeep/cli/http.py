@@ -43,6 +43,19 @@ class Api:
             raise CliError(describe_problem(resp), EXIT_FAILURE)
         return resp
 
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def raw(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        """The response whatever its status (the caller decides, e.g. to retry a 503)."""
+        return self._client.request(method, path, **kw)
+
     def get_json(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items()
                                                  if v is not None}).json()

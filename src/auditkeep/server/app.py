@@ -18,7 +18,7 @@ from auditkeep.server.ingest import post_events
 from auditkeep.server.openapi import OPENAPI
 from auditkeep.server.proofs import get_checkpoint, get_consistency, get_inclusion, get_keys
 from auditkeep.server.reads import get_entry, get_event, get_event_raw, search_events
-from auditkeep.server.sources import k8s_endpoint
+from auditkeep.server.sources import k8s_endpoint, post_cloudtrail, post_gcp
 from auditkeep.sources.k8s import K8sEventMapper
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ def create_app(n: Node) -> Starlette:
         Route("/v1/events/{id}", get_event, methods=["GET"]),
         Route("/v1/events/{id}/raw", get_event_raw, methods=["GET"]),
         Route("/v1/sources/k8s", k8s_endpoint(K8sEventMapper()), methods=["POST"]),
+        Route("/v1/sources/cloudtrail", post_cloudtrail, methods=["POST"]),
+        Route("/v1/sources/gcp", post_gcp, methods=["POST"]),
         Route("/v1/logs/{tenant}/checkpoint", get_checkpoint, methods=["GET"]),
         Route("/v1/logs/{tenant}/proof/inclusion", get_inclusion, methods=["GET"]),
         Route("/v1/logs/{tenant}/proof/consistency", get_consistency, methods=["GET"]),

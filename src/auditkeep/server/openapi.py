@@ -162,6 +162,19 @@ OPENAPI: dict[str, Any] = {
                                   **_json("IngestResult")},
                           "200": {"description": "nothing new (all filtered or duplicates)"},
                           **_ERRORS}}},
+        "/v1/sources/cloudtrail": {"post": {
+            "summary": "AWS CloudTrail: a log file's body, {\"Records\": [...]}, gzip or not",
+            "parameters": [_q("tenant", "admin tokens only")],
+            "requestBody": {"required": True, "content": {"application/json": {}}},
+            "responses": {"201": {"description": "receipts", **_json("IngestResult")},
+                          "200": {"description": "nothing new"}, **_ERRORS}}},
+        "/v1/sources/gcp": {"post": {
+            "summary": "Google Cloud audit LogEntries: a Pub/Sub push body, JSON lines, "
+                       "a JSON array or one entry",
+            "parameters": [_q("tenant", "admin tokens only")],
+            "requestBody": {"required": True, "content": {"application/json": {}}},
+            "responses": {"201": {"description": "receipts", **_json("IngestResult")},
+                          "200": {"description": "nothing new"}, **_ERRORS}}},
         "/v1/logs/{tenant}/checkpoint": {"get": {
             "summary": "Latest signed checkpoint (C2SP tlog-checkpoint note)",
             "parameters": [_TENANT],

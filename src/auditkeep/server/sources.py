@@ -10,6 +10,7 @@ problem naming it, and nothing is stored.
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,11 +19,12 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from auditkeep.errors import FieldProblem, ValidationError
+from auditkeep.errors import FieldProblem, PayloadTooLarge, ValidationError
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.validate import decode_events, problem_from_msgspec
 from auditkeep.server.context import caller, json_response, node
 from auditkeep.server.ingest import read_body, receipts_response
+from auditkeep.sources import cloudtrail, gcp
 from auditkeep.sources.k8s import K8sEventMapper
 
 #: One mapped event: (its schema v1 dict or None when filtered out, raw format, raw bytes).
@@ -44,6 +46,7 @@ def k8s_endpoint(mapper: K8sEventMapper) -> Callable[[Request], Any]:
 
     async def post_k8s(request: Request) -> Response:
         body = await read_body(request)
+        check_utf8(body)
         try:
             parsed = _event_list.decode(body)
         except msgspec.DecodeError as exc:
@@ -60,12 +63,86 @@ def k8s_endpoint(mapper: K8sEventMapper) -> Callable[[Request], Any]:
                 mapped.append((mapper(orjson.loads(data), f"/items/{i}"), "k8s.audit", data))
             except ValidationError as exc:
                 problems += [_indexed(p, i) for p in exc.problems]
+            except orjson.JSONDecodeError as exc:
+                problems.append(FieldProblem(f"/items/{i}", f"not JSON: {exc}", index=i))
         if problems:
             raise ValidationError(f"{len(problems)} problem(s) in the EventList",
                                   problems=problems)
         return await ingest_mapped(request, mapped)
 
     return post_k8s
+
+
+async def post_cloudtrail(request: Request) -> Response:
+    """`POST /v1/sources/cloudtrail`: a CloudTrail log file's body, `{"Records": [...]}`
+    (gzip accepted, decompressed within a bound)."""
+    body = gunzip_bounded(await read_body(request))
+    check_utf8(body)
+    records = cloudtrail.decode_log_file(body)
+    mapped: list[Mapped] = []
+    problems: list[FieldProblem] = []
+    for i, (raw, record) in enumerate(records):
+        try:
+            mapped.append((cloudtrail.map_record(record, f"/Records/{i}"), cloudtrail.FORMAT,
+                           raw))
+        except ValidationError as exc:
+            problems += [_indexed(p, i) for p in exc.problems]
+    if problems:
+        raise ValidationError(f"{len(problems)} problem(s) in the log file", problems=problems)
+    return await ingest_mapped(request, mapped)
+
+
+async def post_gcp(request: Request) -> Response:
+    """`POST /v1/sources/gcp`: a Pub/Sub push body (one LogEntry), or LogEntries as a
+    bucket export writes them (JSON lines), a JSON array or one object."""
+    body = gunzip_bounded(await read_body(request))
+    check_utf8(body)
+    if _is_push(body):
+        pushed = gcp.parse_pubsub_push(body)
+        entries = [(0, pushed.raw, pushed.entry)]
+    else:
+        entries = gcp.decode_export(body)
+    mapped: list[Mapped] = []
+    problems: list[FieldProblem] = []
+    for position, raw, entry in entries:
+        try:
+            mapped.append((gcp.map_log_entry(entry, f"/{position}"), gcp.FORMAT, raw))
+        except ValidationError as exc:
+            problems += [_indexed(p, position) for p in exc.problems]
+    if problems:
+        raise ValidationError(f"{len(problems)} problem(s) in the log entries",
+                              problems=problems)
+    return await ingest_mapped(request, mapped)
+
+
+def _is_push(body: bytes) -> bool:
+    """One JSON object with a `message` and a `subscription`: a Pub/Sub push."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:  # JSON lines, or not JSON at all: decode_export says
+        return False
+    return isinstance(obj, dict) and "message" in obj and "subscription" in obj
+
+
+MAX_INFLATED = 64 << 20
+
+
+def gunzip_bounded(body: bytes, limit: int = MAX_INFLATED) -> bytes:
+    """The body, gunzipped when it is gzip, refusing to inflate past `limit` bytes (a
+    10 MiB request must not become gigabytes)."""
+    if body[:2] != b"\x1f\x8b":
+        return body
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ValidationError(f"not a gzip body: {exc}", problems=[
+            FieldProblem("/", "cannot decompress", "gzip", str(exc))]) from None
+    if len(out) > limit:
+        raise PayloadTooLarge(f"the gzip body inflates past {limit} bytes", problems=[
+            FieldProblem("/", "body too large", f"<= {limit} bytes inflated",
+                         f"> {limit} bytes")])
+    return out
 
 
 async def ingest_mapped(request: Request, mapped: Sequence[Mapped]) -> Response:
@@ -88,6 +165,16 @@ async def ingest_mapped(request: Request, mapped: Sequence[Mapped]) -> Response:
                        raws=[(fmt, data) for _, fmt, data in kept])
     result = await asyncio.wrap_future(n.logs.append(tenant, pendings))
     return receipts_response(tenant, result, filtered=filtered)
+
+
+def check_utf8(body: bytes) -> None:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"request body is not valid UTF-8 (byte {exc.start})",
+            problems=[FieldProblem("/", "invalid UTF-8", "UTF-8 text", f"byte {exc.start}")],
+        ) from None
 
 
 def _indexed(p: FieldProblem, index: int) -> FieldProblem:

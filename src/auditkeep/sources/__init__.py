@@ -1,5 +1,5 @@
 """Sources: wire formats of other systems turned into schema v1 events (pure functions)."""
 
-from auditkeep.sources import k8s
+from auditkeep.sources import cloudtrail, gcp, k8s, syslog
 
-__all__ = ["k8s"]
+__all__ = ["cloudtrail", "gcp", "k8s", "syslog"]
