@@ -3,7 +3,8 @@
     AuditkeepError
     ├── ValidationError          input that breaks schema v1 or a request rule (400)
     │   ├── PayloadTooLarge      body, batch or event over its limit (413)
-    │   └── EventError           the SDK refused an event at `emit` (also a ValueError)
+    │   ├── EventError           the SDK refused an event at `emit` (also a ValueError)
+    │   └── StageRejection       an ingest pipeline stage refused an event (400)
     ├── AuthError                missing or unknown token (401)
     │   └── ForbiddenError       token lacks the scope or the tenant (403)
     ├── NotFoundError            no such tenant, seq, event or checkpoint (404)
@@ -77,6 +78,19 @@ class EventError(ValidationError, ValueError):
     refuses. Raised by `emit` on the caller's thread, never later."""
 
     title = "Invalid audit event"
+
+
+class StageRejection(ValidationError):
+    """A pipeline stage refused an event (400). `stage` names the stage; `problems`
+    name the bad fields by JSON pointer."""
+
+    title = "Rejected by the ingest pipeline"
+    slug = "rejected"
+
+    def __init__(self, detail: str, *, problems: list[FieldProblem] | None = None,
+                 stage: str | None = None) -> None:
+        super().__init__(detail, problems=problems)
+        self.stage = stage
 
 
 class AuthError(AuditkeepError):
@@ -165,6 +179,7 @@ __all__ = [
     "ProofError",
     "Pushback",
     "SpoolFull",
+    "StageRejection",
     "StorageError",
     "ValidationError",
 ]

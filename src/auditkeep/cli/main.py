@@ -48,7 +48,15 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from auditkeep.cli import admin, agent_cmd, client_cmds, import_cmd, serve, verify_cmd
+    from auditkeep.cli import (
+        admin,
+        agent_cmd,
+        client_cmds,
+        config_cmd,
+        import_cmd,
+        serve,
+        verify_cmd,
+    )
 
     cli.add_command(serve.serve)
     cli.add_command(client_cmds.emit)
@@ -59,6 +67,7 @@ def _register() -> None:
     cli.add_command(admin.tokens)
     cli.add_command(agent_cmd.agent)
     cli.add_command(import_cmd.import_)
+    cli.add_command(config_cmd.config)
 
 
 _register()
