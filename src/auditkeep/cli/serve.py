@@ -6,12 +6,14 @@ import gc
 import logging
 import socket
 import ssl
+from pathlib import Path
 
 import click
 import uvicorn
 
 from auditkeep.datadir import DataDir, Node, data_path, open_node
 from auditkeep.errors import ConfigError
+from auditkeep.pipeline.config import load_config
 from auditkeep.server.app import create_app
 from auditkeep.server.syslog import SyslogListener, SyslogOptions, parse_address
 
@@ -31,6 +33,10 @@ from auditkeep.server.syslog import SyslogListener, SyslogOptions, parse_address
               type=click.Choice(["process", "thread"]),
               help="Run the search indexer in a child process (uses a second core) or a "
                    "thread.")
+@click.option("--config", "config_file", default=None, envvar="AUDITKEEP_CONFIG",
+              type=click.Path(dir_okay=False), metavar="FILE",
+              help="Pipeline configuration (sources, stages, tenants): docs/pipeline.md. "
+                   "Checked whole before the server starts [env AUDITKEEP_CONFIG].")
 @click.option("--syslog-tcp", default=None, metavar="HOST:PORT",
               help="Accept syslog (RFC 5424/3164) over TCP here. Off by default.")
 @click.option("--syslog-udp", default=None, metavar="HOST:PORT",
@@ -43,8 +49,9 @@ from auditkeep.server.syslog import SyslogListener, SyslogOptions, parse_address
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(data: str | None, host: str, port: int, origin_prefix: str, queue_limit: int,
-          indexer: str, syslog_tcp: str | None, syslog_udp: str | None, syslog_tenant: str,
-          syslog_tls_cert: str | None, syslog_tls_key: str | None, log_level: str) -> None:
+          indexer: str, config_file: str | None, syslog_tcp: str | None,
+          syslog_udp: str | None, syslog_tenant: str, syslog_tls_cert: str | None,
+          syslog_tls_key: str | None, log_level: str) -> None:
     """Start the HTTP server (creates the data directory on first start)."""
     # Ingest allocates many short-lived containers; CPython's default gen-0 threshold
     # (700) then spends ~40% of prepare time in the cyclic GC (measured in bench/). With
@@ -54,10 +61,21 @@ def serve(data: str | None, host: str, port: int, origin_prefix: str, queue_limi
     gc.set_threshold(200_000, 20, 100)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
+    config = load_config(Path(config_file)) if config_file else None  # every problem at once
+    if config is not None:
+        origin_prefix = config.origin_prefix or origin_prefix
+        sl = config.sources.syslog
+        if sl.enabled:  # flags win over the file
+            syslog_tcp = syslog_tcp or (f"{sl.tcp[0]}:{sl.tcp[1]}" if sl.tcp else None)
+            syslog_udp = syslog_udp or (f"{sl.udp[0]}:{sl.udp[1]}" if sl.udp else None)
+            syslog_tenant = sl.tenant if syslog_tenant == "default" else syslog_tenant
+            syslog_tls_cert = syslog_tls_cert or (str(sl.tls_cert) if sl.tls_cert else None)
+            syslog_tls_key = syslog_tls_key or (str(sl.tls_key) if sl.tls_key else None)
     d = DataDir(data_path(data))
     first = not d.exists()
     n = open_node(d, origin_prefix=origin_prefix, indexer=indexer,
                   sequencer_options={"max_pending": queue_limit})
+    n.options["config"] = config
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -79,9 +97,9 @@ def serve(data: str | None, host: str, port: int, origin_prefix: str, queue_limi
     n.start()
     listener = _syslog(n, syslog_tcp, syslog_udp, syslog_tenant, syslog_tls_cert,
                        syslog_tls_key)
-    config = uvicorn.Config(create_app(n), log_level=log_level, access_log=False,
+    uv_config = uvicorn.Config(create_app(n), log_level=log_level, access_log=False,
                             timeout_graceful_shutdown=10)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uv_config)
     try:
         server.run(sockets=[sock])
     finally:

@@ -12,13 +12,20 @@ from starlette.routing import Route
 
 from auditkeep.datadir import Node
 from auditkeep.errors import AuditkeepError
+from auditkeep.pipeline.config import ServerConfig, SourcesConfig
 from auditkeep.server import ops, problems
 from auditkeep.server.context import json_response
 from auditkeep.server.ingest import post_events
 from auditkeep.server.openapi import OPENAPI
+from auditkeep.server.pipelines import Pipelines
 from auditkeep.server.proofs import get_checkpoint, get_consistency, get_inclusion, get_keys
 from auditkeep.server.reads import get_entry, get_event, get_event_raw, search_events
-from auditkeep.server.sources import k8s_endpoint, post_cloudtrail, post_gcp
+from auditkeep.server.sources import (
+    generic_endpoint,
+    k8s_endpoint,
+    post_cloudtrail,
+    post_gcp,
+)
 from auditkeep.sources.k8s import K8sEventMapper
 
 log = logging.getLogger(__name__)
@@ -28,15 +35,29 @@ async def openapi(request: Request) -> Response:
     return json_response(OPENAPI)
 
 
+def source_routes(config: ServerConfig | None) -> list[Route]:
+    """The HTTP sources the configuration turns on (all but syslog by default)."""
+    sources = config.sources if config is not None else SourcesConfig()
+    routes = []
+    if sources.k8s.enabled:
+        routes.append(Route("/v1/sources/k8s", k8s_endpoint(K8sEventMapper(sources.k8s.stages)),
+                            methods=["POST"]))
+    if sources.cloudtrail.enabled:
+        routes.append(Route("/v1/sources/cloudtrail", post_cloudtrail, methods=["POST"]))
+    if sources.gcp.enabled:
+        routes.append(Route("/v1/sources/gcp", post_gcp, methods=["POST"]))
+    for g in sources.generic:
+        routes.append(Route(g.path, generic_endpoint(g.mapping()), methods=["POST"]))
+    return routes
+
+
 def create_app(n: Node) -> Starlette:
-    routes = [
+    config: ServerConfig | None = n.options.get("config")
+    routes = [*source_routes(config),
         Route("/v1/events", post_events, methods=["POST"]),
         Route("/v1/events", search_events, methods=["GET"]),
         Route("/v1/events/{id}", get_event, methods=["GET"]),
         Route("/v1/events/{id}/raw", get_event_raw, methods=["GET"]),
-        Route("/v1/sources/k8s", k8s_endpoint(K8sEventMapper()), methods=["POST"]),
-        Route("/v1/sources/cloudtrail", post_cloudtrail, methods=["POST"]),
-        Route("/v1/sources/gcp", post_gcp, methods=["POST"]),
         Route("/v1/logs/{tenant}/checkpoint", get_checkpoint, methods=["GET"]),
         Route("/v1/logs/{tenant}/proof/inclusion", get_inclusion, methods=["GET"]),
         Route("/v1/logs/{tenant}/proof/consistency", get_consistency, methods=["GET"]),
@@ -69,5 +90,6 @@ def create_app(n: Node) -> Starlette:
                             Exception: on_crash},
     )
     app.state.node = n
+    app.state.pipelines = Pipelines(config)
     app.state.registry = ops.registry_for(n)
     return app

@@ -14,11 +14,17 @@ from auditkeep.datadir import Node
 from auditkeep.log.service import access_log_name, tenant_of
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.schema import Actor, Event, Resource
+from auditkeep.server.pipelines import Pipelines
 
 
 def node(request: Request) -> Node:
     n: Node = request.app.state.node
     return n
+
+
+def pipelines(request: Request) -> Pipelines:
+    p: Pipelines = request.app.state.pipelines
+    return p
 
 
 def caller(request: Request) -> Principal:

@@ -13,7 +13,7 @@ from auditkeep.errors import FieldProblem, PayloadTooLarge
 from auditkeep.log.sequencer import AppendResult
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.validate import MAX_BODY_BYTES, decode_events
-from auditkeep.server.context import caller, json_response, node
+from auditkeep.server.context import caller, json_response, node, pipelines
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 
@@ -49,10 +49,15 @@ async def post_events(request: Request) -> Response:
             tenant = ev.tenant
             break
     single = ctype not in NDJSON_TYPES and not body.lstrip().startswith(b"[")
+    events, _, dropped = pipelines(request).run_events(tenant, "api", events, single=single)
+    extra = {"dropped": dropped} if dropped else {}
+    if not events:  # every event was dropped by a configured stage (counted)
+        return json_response({"tenant": tenant, "receipts": [], **extra,
+                              "checkpoint": node(request).logs.checkpoint(tenant).note})
     pendings = prepare(events, tenant=tenant, submitter=who.id, may_set_tenant=who.is_admin,
                        single=single)
     result = await asyncio.wrap_future(node(request).logs.append(tenant, pendings))
-    return receipts_response(tenant, result)
+    return receipts_response(tenant, result, **extra)
 
 
 def receipts_response(tenant: str, result: AppendResult, **extra: Any) -> Response:

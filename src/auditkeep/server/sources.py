@@ -22,9 +22,10 @@ from starlette.responses import Response
 from auditkeep.errors import FieldProblem, PayloadTooLarge, ValidationError
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.validate import decode_events, problem_from_msgspec
-from auditkeep.server.context import caller, json_response, node
+from auditkeep.server.context import caller, json_response, node, pipelines
 from auditkeep.server.ingest import read_body, receipts_response
 from auditkeep.sources import cloudtrail, gcp
+from auditkeep.sources.generic import GenericMapping
 from auditkeep.sources.k8s import K8sEventMapper
 
 #: One mapped event: (its schema v1 dict or None when filtered out, raw format, raw bytes).
@@ -68,7 +69,7 @@ def k8s_endpoint(mapper: K8sEventMapper) -> Callable[[Request], Any]:
         if problems:
             raise ValidationError(f"{len(problems)} problem(s) in the EventList",
                                   problems=problems)
-        return await ingest_mapped(request, mapped)
+        return await ingest_mapped(request, mapped, "k8s")
 
     return post_k8s
 
@@ -89,7 +90,7 @@ async def post_cloudtrail(request: Request) -> Response:
             problems += [_indexed(p, i) for p in exc.problems]
     if problems:
         raise ValidationError(f"{len(problems)} problem(s) in the log file", problems=problems)
-    return await ingest_mapped(request, mapped)
+    return await ingest_mapped(request, mapped, "cloudtrail")
 
 
 async def post_gcp(request: Request) -> Response:
@@ -112,7 +113,7 @@ async def post_gcp(request: Request) -> Response:
     if problems:
         raise ValidationError(f"{len(problems)} problem(s) in the log entries",
                               problems=problems)
-    return await ingest_mapped(request, mapped)
+    return await ingest_mapped(request, mapped, "gcp")
 
 
 def _is_push(body: bytes) -> bool:
@@ -145,16 +146,21 @@ def gunzip_bounded(body: bytes, limit: int = MAX_INFLATED) -> bytes:
     return out
 
 
-async def ingest_mapped(request: Request, mapped: Sequence[Mapped]) -> Response:
-    """Sequence the mapped events of one request (atomically) with their raw originals."""
+async def ingest_mapped(request: Request, mapped: Sequence[Mapped], source: str) -> Response:
+    """Run the tenant's configured stages for `source`, then sequence the mapped events
+    of one request (atomically) with their raw originals."""
     who = caller(request)
     who.require("ingest")
     tenant = who.tenant_for(request.query_params.get("tenant"))
     kept = [(ev, fmt, data) for ev, fmt, data in mapped if ev is not None]
     filtered = len(mapped) - len(kept)
     n = node(request)
+    staged, positions, dropped = pipelines(request).run_dicts(tenant, source,
+                                                              [ev for ev, _, _ in kept])
+    kept = [(ev, kept[i][1], kept[i][2]) for ev, i in zip(staged, positions, strict=True)]
+    extra = {"filtered": filtered, **({"dropped": dropped} if dropped else {})}
     if not kept:
-        return json_response({"tenant": tenant, "receipts": [], "filtered": filtered,
+        return json_response({"tenant": tenant, "receipts": [], **extra,
                               "checkpoint": n.logs.checkpoint(tenant).note}, status=200)
     try:
         events = decode_events(orjson.dumps([ev for ev, _, _ in kept]), ndjson=False)
@@ -164,7 +170,49 @@ async def ingest_mapped(request: Request, mapped: Sequence[Mapped]) -> Response:
     pendings = prepare(events, tenant=tenant, submitter=who.id, may_set_tenant=False,
                        raws=[(fmt, data) for _, fmt, data in kept])
     result = await asyncio.wrap_future(n.logs.append(tenant, pendings))
-    return receipts_response(tenant, result, filtered=filtered)
+    return receipts_response(tenant, result, **extra)
+
+
+def generic_endpoint(mapping: GenericMapping) -> Callable[[Request], Any]:
+    """A configured generic JSON source: one object, an array, or NDJSON, each mapped by
+    the configuration's JSON pointers; each object's exact bytes kept as its raw."""
+
+    async def post_generic(request: Request) -> Response:
+        body = await read_body(request)
+        check_utf8(body)
+        objects = _json_objects(body)
+        mapped: list[Mapped] = []
+        problems: list[FieldProblem] = []
+        for i, (raw, obj) in enumerate(objects):
+            try:
+                mapped.append((mapping(obj, f"/{i}"), mapping.raw_format, raw))
+            except ValidationError as exc:
+                problems += [_indexed(p, i) for p in exc.problems]
+        if problems:
+            raise ValidationError(f"{len(problems)} problem(s) in the request",
+                                  problems=problems)
+        return await ingest_mapped(request, mapped, f"generic.{mapping.name}")
+
+    return post_generic
+
+
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _json_objects(body: bytes) -> list[tuple[bytes, Any]]:
+    """Each object of a JSON object / array / NDJSON body, with its exact bytes."""
+    stripped = body.strip()
+    try:
+        if stripped.startswith(b"["):
+            raws = [bytes(r) for r in _raw_list.decode(stripped)]
+        elif b"\n" in stripped:
+            raws = [line for line in stripped.split(b"\n") if line.strip()]
+        else:
+            raws = [stripped]
+        return [(raw, orjson.loads(raw)) for raw in raws]
+    except (msgspec.DecodeError, orjson.JSONDecodeError) as exc:
+        raise ValidationError(f"malformed JSON: {exc}", problems=[
+            FieldProblem("/", "malformed JSON", "JSON", str(exc))]) from None
 
 
 def check_utf8(body: bytes) -> None:
