@@ -113,10 +113,19 @@ def assert_stored_exactly_once(server: ServerProcess, want: set[str], **params: 
 
 
 def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """The agent in its own process, returned once it says it is following its files
+    (its signal handlers are in place then)."""
+    before = log.read_bytes().count(b"following") if log.exists() else 0
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "auditkeep", "agent", "run", "--config",
+        proc = subprocess.Popen([sys.executable, "-m", "auditkeep", "agent", "run", "--config",
                                  str(config), "--log-level", "warning"],
                                 stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while log.read_bytes().count(b"following") <= before:
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the agent did not start"
+        time.sleep(0.02)
+    return proc
 
 
 def stop_agent(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:

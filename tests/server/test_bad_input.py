@@ -30,6 +30,8 @@ CASES: list[tuple[str, bytes, dict[str, str], int, str]] = [
     ("invalid UTF-8", b'{"action":"a.b","actor":{"id":"\xff","type":"user"},"outcome":"success"}',
      {}, 400, "/"),
     ("bad enum", orjson.dumps(event(1, outcome="maybe")), {}, 400, "/outcome"),
+    ("wrong type inside a list", orjson.dumps(event(1, changes=[{"field": 5}])), {}, 400,
+     "/changes/0/field"),
     ("missing field", orjson.dumps({"action": "a.b", "outcome": "success"}), {}, 400, "/actor"),
     ("too deep metadata", orjson.dumps(event(1, metadata=deep(9))), {}, 400, "/metadata"),
     ("too many metadata keys", orjson.dumps(event(1, metadata={f"k{i}": i for i in range(101)})),

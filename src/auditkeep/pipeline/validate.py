@@ -44,7 +44,7 @@ def problem_from_msgspec(err: Exception, index: int | None, prefix: str = "") ->
     m = _AT.match(text)
     msg, path = (m.group("msg"), m.group("path") or "") if m else (text, "")
     pointer = prefix + "".join(
-        "/" + _pointer_escape(name if name is not None else idx)
+        "/" + _pointer_escape(name or idx)  # findall gives "" for the group that missed
         for name, idx in _PATH_PART.findall(path)
     )
     expected = actual = None

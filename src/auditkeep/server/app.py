@@ -25,6 +25,7 @@ from auditkeep.server.sources import (
     k8s_endpoint,
     post_cloudtrail,
     post_gcp,
+    post_otlp_logs,
 )
 from auditkeep.sources.k8s import K8sEventMapper
 
@@ -46,6 +47,8 @@ def source_routes(config: ServerConfig | None) -> list[Route]:
         routes.append(Route("/v1/sources/cloudtrail", post_cloudtrail, methods=["POST"]))
     if sources.gcp.enabled:
         routes.append(Route("/v1/sources/gcp", post_gcp, methods=["POST"]))
+    if sources.otlp.enabled:
+        routes.append(Route("/v1/otlp/v1/logs", post_otlp_logs, methods=["POST"]))
     for g in sources.generic:
         routes.append(Route(g.path, generic_endpoint(g.mapping()), methods=["POST"]))
     return routes

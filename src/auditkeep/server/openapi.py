@@ -175,6 +175,13 @@ OPENAPI: dict[str, Any] = {
             "requestBody": {"required": True, "content": {"application/json": {}}},
             "responses": {"201": {"description": "receipts", **_json("IngestResult")},
                           "200": {"description": "nothing new"}, **_ERRORS}}},
+        "/v1/otlp/v1/logs": {"post": {
+            "summary": "OpenTelemetry logs (OTLP/HTTP, protobuf or JSON): records with "
+                       "audit.action become events (docs/otlp.md)",
+            "parameters": [_q("tenant", "admin tokens only")],
+            "requestBody": {"required": True, "content": {"application/x-protobuf": {},
+                                                          "application/json": {}}},
+            "responses": {"200": {"description": "ExportLogsServiceResponse"}, **_ERRORS}}},
         "/v1/logs/{tenant}/checkpoint": {"get": {
             "summary": "Latest signed checkpoint (C2SP tlog-checkpoint note)",
             "parameters": [_TENANT],

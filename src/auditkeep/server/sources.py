@@ -20,11 +20,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from auditkeep.errors import FieldProblem, PayloadTooLarge, ValidationError
+from auditkeep.log.sequencer import AppendResult
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.validate import decode_events, problem_from_msgspec
 from auditkeep.server.context import caller, json_response, node, pipelines
 from auditkeep.server.ingest import read_body, receipts_response
-from auditkeep.sources import cloudtrail, gcp
+from auditkeep.sources import cloudtrail, gcp, otlp
 from auditkeep.sources.generic import GenericMapping
 from auditkeep.sources.k8s import K8sEventMapper
 
@@ -148,20 +149,30 @@ def gunzip_bounded(body: bytes, limit: int = MAX_INFLATED) -> bytes:
 
 async def ingest_mapped(request: Request, mapped: Sequence[Mapped], source: str) -> Response:
     """Run the tenant's configured stages for `source`, then sequence the mapped events
-    of one request (atomically) with their raw originals."""
+    of one request (atomically) with their raw originals; answer with receipts."""
+    tenant, result, extra = await sequence_mapped(request, mapped, source)
+    if result is None:
+        return json_response({"tenant": tenant, "receipts": [], **extra,
+                              "checkpoint": node(request).logs.checkpoint(tenant).note},
+                             status=200)
+    return receipts_response(tenant, result, **extra)
+
+
+async def sequence_mapped(request: Request, mapped: Sequence[Mapped], source: str
+                          ) -> tuple[str, AppendResult | None, dict[str, int]]:
+    """(tenant, the append's result or None when nothing was left, counts of filtered
+    and dropped events)."""
     who = caller(request)
     who.require("ingest")
     tenant = who.tenant_for(request.query_params.get("tenant"))
     kept = [(ev, fmt, data) for ev, fmt, data in mapped if ev is not None]
     filtered = len(mapped) - len(kept)
-    n = node(request)
     staged, positions, dropped = pipelines(request).run_dicts(tenant, source,
                                                               [ev for ev, _, _ in kept])
     kept = [(ev, kept[i][1], kept[i][2]) for ev, i in zip(staged, positions, strict=True)]
     extra = {"filtered": filtered, **({"dropped": dropped} if dropped else {})}
     if not kept:
-        return json_response({"tenant": tenant, "receipts": [], **extra,
-                              "checkpoint": n.logs.checkpoint(tenant).note}, status=200)
+        return tenant, None, extra
     try:
         events = decode_events(orjson.dumps([ev for ev, _, _ in kept]), ndjson=False)
     except ValidationError as exc:  # a mapper bug rather than bad input: say which object
@@ -169,8 +180,27 @@ async def ingest_mapped(request: Request, mapped: Sequence[Mapped], source: str)
                               problems=exc.problems) from None
     pendings = prepare(events, tenant=tenant, submitter=who.id, may_set_tenant=False,
                        raws=[(fmt, data) for _, fmt, data in kept])
-    result = await asyncio.wrap_future(n.logs.append(tenant, pendings))
-    return receipts_response(tenant, result, **extra)
+    result = await asyncio.wrap_future(node(request).logs.append(tenant, pendings))
+    return tenant, result, extra
+
+
+async def post_otlp_logs(request: Request) -> Response:
+    """`POST /v1/otlp/v1/logs`: OTLP/HTTP logs in protobuf or JSON (gzip/deflate too).
+    Records carrying `audit.action` become events; others are skipped and counted. The
+    answer is an ExportLogsServiceResponse in the request's encoding, as OTLP clients
+    expect; errors are problem+json (400: the exporter drops, 503: it retries)."""
+    body = await read_body(request)
+    ctype = request.headers.get("content-type", "")
+    logs = otlp.decode_request(body, ctype, request.headers.get("content-encoding"))
+    result = otlp.map_logs(logs)
+    mapped = [(m.event, m.raw_format, m.raw) for m in result.records]
+    _, _, extra = await sequence_mapped(request, mapped, "otlp")
+    skipped = result.skipped + extra.get("dropped", 0)
+    message = (f"{result.skipped} log record(s) without {otlp.ACTION_KEY} were not recorded"
+               if result.skipped else "")
+    media = otlp.CONTENT_JSON if "json" in ctype.lower() else otlp.CONTENT_PROTOBUF
+    return Response(otlp.encode_response(ctype, rejected=skipped, message=message),
+                    media_type=media)
 
 
 def generic_endpoint(mapping: GenericMapping) -> Callable[[Request], Any]:
