@@ -15,6 +15,7 @@ import httpx
 import orjson
 
 from auditkeep.datadir import DataDir
+from auditkeep.sources import cloudtrail, gcp, otlp
 from auditkeep.sources.k8s import K8sEventMapper
 from auditkeep.sources.syslog import map_message
 from common import ROOT, report, scratch
@@ -42,6 +43,25 @@ def k8s_lines() -> list[bytes]:
     return lines
 
 
+def cloudtrail_records() -> list[bytes]:
+    out: list[bytes] = []
+    for name in ("stratus_records.json", "panther_cloudtrail_records_part.json"):
+        out += [raw for raw, _ in cloudtrail.decode_log_file(
+            (DATA / "cloudtrail" / name).read_bytes())]
+    return out
+
+
+def gcp_entries() -> list[bytes]:
+    out: list[bytes] = []
+    for name in ("activity.jsonl", "data_access.jsonl"):
+        out += [raw for _, raw, _ in gcp.decode_export((DATA / "gcp" / name).read_bytes())]
+    return out
+
+
+def otlp_body() -> bytes:
+    return (DATA / "otlp" / "export_mixed.json").read_bytes()
+
+
 def syslog_lines() -> list[bytes]:
     return [
         b'<134>1 2026-11-29T04:05:06.123456+01:00 web-1 billing 4242 ORDER_DEL [audit@32473 '
@@ -56,13 +76,19 @@ def mapping_rates() -> None:
     k8s = K8sEventMapper(stages=None)  # map every stage: the cost of mapping, not filtering
     cases: list[tuple[str, list[bytes], Callable[[bytes], Any], str]] = [
         ("kubernetes audit", k8s_lines(), lambda b: k8s(orjson.loads(b)), "<= 3x parse"),
+        ("aws cloudtrail", cloudtrail_records(),
+         lambda b: cloudtrail.map_record(orjson.loads(b)), "<= 3x parse"),
+        ("google cloud audit", gcp_entries(), lambda b: gcp.map_log_entry(orjson.loads(b)), ""),
+        ("otlp json (a whole export)", [otlp_body()],
+         lambda b: otlp.map_logs(otlp.decode_request(b, "application/json")), ""),
         ("syslog (RFC 5424/3164)", syslog_lines(), map_message, ""),
     ]
     for name, items, fn, target in cases:
         base = rate(json.loads, items) if name != "syslog (RFC 5424/3164)" else rate(
             lambda b: json.loads(orjson.dumps(b.decode("latin-1"))), items)
         mapped = rate(fn, items)
-        report(f"{name}: decode + map", mapped, "events/s", "json.loads of the same bytes",
+        unit = "exports/s" if name.startswith("otlp") else "events/s"
+        report(f"{name}: decode + map", mapped, unit, "json.loads of the same bytes",
                base, target)
         print(f"    cost: {base / mapped:.2f}x the baseline parse", flush=True)
 
