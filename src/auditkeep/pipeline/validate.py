@@ -64,6 +64,17 @@ def split_ndjson(body: bytes) -> list[bytes]:
     return [line for line in body.split(b"\n") if line.strip()]
 
 
+def check_utf8(body: bytes) -> None:
+    """Raise a 400 naming the first byte that is not UTF-8."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"request body is not valid UTF-8 (byte {exc.start})",
+            problems=[FieldProblem("/", "invalid UTF-8", "UTF-8 text", f"byte {exc.start}")],
+        ) from None
+
+
 def decode_events(body: bytes, *, ndjson: bool) -> list[Event]:
     """Decode a JSON object, JSON array or NDJSON body into events, or raise with all problems."""
     if len(body) > MAX_BODY_BYTES:
@@ -72,13 +83,7 @@ def decode_events(body: bytes, *, ndjson: bool) -> list[Event]:
             problems=[FieldProblem("/", "body too large", f"<= {MAX_BODY_BYTES} bytes",
                                    f"{len(body)} bytes")],
         )
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValidationError(
-            f"request body is not valid UTF-8 (byte {exc.start})",
-            problems=[FieldProblem("/", "invalid UTF-8", "UTF-8 text", f"byte {exc.start}")],
-        ) from None
+    check_utf8(body)
     if ndjson:
         lines = split_ndjson(body)
         _check_count(len(lines))

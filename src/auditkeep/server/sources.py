@@ -22,7 +22,7 @@ from starlette.responses import Response
 from auditkeep.errors import FieldProblem, PayloadTooLarge, ValidationError
 from auditkeep.log.sequencer import AppendResult
 from auditkeep.pipeline.prepare import prepare
-from auditkeep.pipeline.validate import decode_events, problem_from_msgspec
+from auditkeep.pipeline.validate import check_utf8, decode_events, problem_from_msgspec
 from auditkeep.server.context import caller, json_response, node, pipelines
 from auditkeep.server.ingest import read_body, receipts_response
 from auditkeep.sources import cloudtrail, gcp, otlp
@@ -243,16 +243,6 @@ def _json_objects(body: bytes) -> list[tuple[bytes, Any]]:
     except (msgspec.DecodeError, orjson.JSONDecodeError) as exc:
         raise ValidationError(f"malformed JSON: {exc}", problems=[
             FieldProblem("/", "malformed JSON", "JSON", str(exc))]) from None
-
-
-def check_utf8(body: bytes) -> None:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValidationError(
-            f"request body is not valid UTF-8 (byte {exc.start})",
-            problems=[FieldProblem("/", "invalid UTF-8", "UTF-8 text", f"byte {exc.start}")],
-        ) from None
 
 
 def _indexed(p: FieldProblem, index: int) -> FieldProblem:

@@ -24,6 +24,8 @@ import orjson
 
 from auditkeep.errors import FieldProblem, ValidationError
 from auditkeep.pipeline.validate import problem_from_msgspec
+from auditkeep.sources._common import clip as _clip
+from auditkeep.sources._common import type_name as _type_name
 from auditkeep.sources.k8s import parse_time
 
 #: The `raw.format` the server records for an original from this source.
@@ -598,22 +600,6 @@ def _is_address(value: str) -> bool:
     except ValueError:
         return not value.endswith(".amazonaws.com") and any(c.isdigit() for c in value)
     return True
-
-
-def _clip(value: str, limit: int, where: str, truncated: list[str]) -> str:
-    if len(value) <= limit:
-        return value
-    truncated.append(where)
-    return value[:limit]
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    return {str: "str", int: "int", float: "float", list: "array", dict: "object"}.get(
-        type(value), type(value).__name__)
 
 
 __all__ = ["FORMAT", "MappedLogFile", "RawRecord", "decode_log_file", "map_log_file",

@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 
 from auditkeep.errors import FieldProblem, ValidationError
+from auditkeep.sources._common import clip as _clip
+from auditkeep.sources._common import type_name as _type_name
 
 DEFAULT_STAGES = frozenset({"ResponseComplete", "Panic"})
 API_VERSIONS = frozenset({"audit.k8s.io/v1", "audit.k8s.io/v1beta1"})
@@ -381,22 +383,6 @@ def _str_list(value: Any) -> list[str]:
     if not isinstance(value, list):
         return []
     return [v[:256] for v in value if isinstance(v, str)][:MAX_GROUPS]
-
-
-def _clip(value: str, limit: int, where: str, truncated: list[str]) -> str:
-    if len(value) <= limit:
-        return value
-    truncated.append(where)
-    return value[:limit]
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    return {str: "str", int: "int", float: "float", list: "array", dict: "object"}.get(
-        type(value), type(value).__name__)
 
 
 __all__ = ["DEFAULT_STAGES", "K8sEventMapper", "map_event", "map_event_list", "parse_time",

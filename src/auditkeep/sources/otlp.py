@@ -40,6 +40,7 @@ from auditkeep.pipeline.validate import (
     MAX_SAFE_INT,
     problem_from_msgspec,
 )
+from auditkeep.sources._common import type_name as _type_name
 
 CONTENT_PROTOBUF = "application/x-protobuf"
 CONTENT_JSON = "application/json"
@@ -867,15 +868,6 @@ def _fit(event: dict[str, Any], truncated: list[str]) -> None:
 
 def _pointer_escape(part: str) -> str:
     return part.replace("~", "~0").replace("/", "~1")
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    return {str: "str", int: "int", float: "float", list: "array", dict: "object"}.get(
-        type(value), type(value).__name__)
 
 
 __all__ = ["ACTION_KEY", "CONTENT_JSON", "CONTENT_PROTOBUF", "KvList", "MappedLogs",
