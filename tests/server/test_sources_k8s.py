@@ -108,6 +108,9 @@ class TestWebhook:
     def test_the_webhook_needs_an_ingest_token(self, server: ServerProcess) -> None:
         r = httpx.post(server.url + "/v1/sources/k8s", content=EVENT_LIST)
         assert r.status_code == 401
+        for path in ("/v1/sources/k8s", "/v1/sources/cloudtrail", "/v1/sources/gcp",
+                     "/v1/otlp/v1/logs"):  # the token is checked before the body is read
+            assert httpx.post(server.url + path, content=b"{junk").status_code == 401
 
 
 def test_a_burst_larger_than_the_queue_gets_fast_503s_and_loses_nothing(

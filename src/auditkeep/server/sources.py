@@ -19,6 +19,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from auditkeep.auth import Principal
 from auditkeep.errors import FieldProblem, PayloadTooLarge, ValidationError
 from auditkeep.log.sequencer import AppendResult
 from auditkeep.pipeline.prepare import prepare
@@ -47,6 +48,7 @@ def k8s_endpoint(mapper: K8sEventMapper) -> Callable[[Request], Any]:
     """`POST /v1/sources/k8s`: the body a kube-apiserver audit webhook sends."""
 
     async def post_k8s(request: Request) -> Response:
+        _ingest_token(request)
         body = await read_body(request)
         check_utf8(body)
         try:
@@ -78,6 +80,7 @@ def k8s_endpoint(mapper: K8sEventMapper) -> Callable[[Request], Any]:
 async def post_cloudtrail(request: Request) -> Response:
     """`POST /v1/sources/cloudtrail`: a CloudTrail log file's body, `{"Records": [...]}`
     (gzip accepted, decompressed within a bound)."""
+    _ingest_token(request)
     body = gunzip_bounded(await read_body(request))
     check_utf8(body)
     records = cloudtrail.decode_log_file(body)
@@ -97,6 +100,7 @@ async def post_cloudtrail(request: Request) -> Response:
 async def post_gcp(request: Request) -> Response:
     """`POST /v1/sources/gcp`: a Pub/Sub push body (one LogEntry), or LogEntries as a
     bucket export writes them (JSON lines), a JSON array or one object."""
+    _ingest_token(request)
     body = gunzip_bounded(await read_body(request))
     check_utf8(body)
     if _is_push(body):
@@ -162,8 +166,7 @@ async def sequence_mapped(request: Request, mapped: Sequence[Mapped], source: st
                           ) -> tuple[str, AppendResult | None, dict[str, int]]:
     """(tenant, the append's result or None when nothing was left, counts of filtered
     and dropped events)."""
-    who = caller(request)
-    who.require("ingest")
+    who = _ingest_token(request)
     tenant = who.tenant_for(request.query_params.get("tenant"))
     kept = [(ev, fmt, data) for ev, fmt, data in mapped if ev is not None]
     filtered = len(mapped) - len(kept)
@@ -189,6 +192,7 @@ async def post_otlp_logs(request: Request) -> Response:
     Records carrying `audit.action` become events; others are skipped and counted. The
     answer is an ExportLogsServiceResponse in the request's encoding, as OTLP clients
     expect; errors are problem+json (400: the exporter drops, 503: it retries)."""
+    _ingest_token(request)
     body = await read_body(request)
     ctype = request.headers.get("content-type", "")
     logs = otlp.decode_request(body, ctype, request.headers.get("content-encoding"))
@@ -208,6 +212,7 @@ def generic_endpoint(mapping: GenericMapping) -> Callable[[Request], Any]:
     the configuration's JSON pointers; each object's exact bytes kept as its raw."""
 
     async def post_generic(request: Request) -> Response:
+        _ingest_token(request)
         body = await read_body(request)
         check_utf8(body)
         objects = _json_objects(body)
@@ -243,6 +248,17 @@ def _json_objects(body: bytes) -> list[tuple[bytes, Any]]:
     except (msgspec.DecodeError, orjson.JSONDecodeError) as exc:
         raise ValidationError(f"malformed JSON: {exc}", problems=[
             FieldProblem("/", "malformed JSON", "JSON", str(exc))]) from None
+
+
+def _ingest_token(request: Request) -> Principal:
+    """The caller, who must hold `ingest`: checked before the body is read, so an
+    unauthenticated sender gets its 401 without costing a parse."""
+    who: Principal | None = getattr(request.state, "ingest_principal", None)
+    if who is None:
+        who = caller(request)
+        who.require("ingest")
+        request.state.ingest_principal = who
+    return who
 
 
 def _indexed(p: FieldProblem, index: int) -> FieldProblem:
