@@ -91,6 +91,16 @@ class TestLogs:
         assert store.read_raw(log.id, 4) == ("otlp.protobuf", b"\x00\x01")
         assert store.read_raw(log.id, 0) is None and store.read_raw(log.id, 99) is None
 
+    def test_action_schemas_are_versioned_per_tenant(self, store: Backend) -> None:
+        assert store.get_schema("acme", "orders.refund") is None
+        assert store.put_schema("acme", "orders.refund", '{"a":1}', "t") == 1
+        assert store.put_schema("acme", "orders.refund", '{"a":2}', "t") == 2
+        assert store.put_schema("other", "orders.refund", '{"b":1}', "t") == 1
+        assert store.get_schema("acme", "orders.refund") == (2, '{"a":2}')
+        assert store.get_schema("acme", "orders.refund", 1) == (1, '{"a":1}')
+        assert store.get_schema("acme", "orders.refund", 3) is None
+        assert store.latest_schemas("acme") == {"orders.refund": (2, '{"a":2}')}
+
     def test_checkpoints_are_kept_in_size_order(self, store: Backend) -> None:
         log = store.open_log("acme", "o/acme")
         for size in (3, 1, 2):

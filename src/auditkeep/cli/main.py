@@ -54,6 +54,7 @@ def _register() -> None:
         client_cmds,
         config_cmd,
         import_cmd,
+        schemas_cmd,
         serve,
         verify_cmd,
     )
@@ -68,6 +69,7 @@ def _register() -> None:
     cli.add_command(agent_cmd.agent)
     cli.add_command(import_cmd.import_)
     cli.add_command(config_cmd.config)
+    cli.add_command(schemas_cmd.schemas)
 
 
 _register()

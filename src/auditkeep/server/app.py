@@ -13,6 +13,7 @@ from starlette.routing import Route
 from auditkeep.datadir import Node
 from auditkeep.errors import AuditkeepError
 from auditkeep.pipeline.config import ServerConfig, SourcesConfig
+from auditkeep.pipeline.schemas import ActionSchemas
 from auditkeep.server import ops, problems
 from auditkeep.server.context import json_response
 from auditkeep.server.ingest import post_events
@@ -20,6 +21,7 @@ from auditkeep.server.openapi import OPENAPI
 from auditkeep.server.pipelines import Pipelines
 from auditkeep.server.proofs import get_checkpoint, get_consistency, get_inclusion, get_keys
 from auditkeep.server.reads import get_entry, get_event, get_event_raw, search_events
+from auditkeep.server.schemas import get_schema, put_schema
 from auditkeep.server.sources import (
     generic_endpoint,
     k8s_endpoint,
@@ -66,6 +68,8 @@ def create_app(n: Node) -> Starlette:
         Route("/v1/logs/{tenant}/proof/consistency", get_consistency, methods=["GET"]),
         Route("/v1/logs/{tenant}/entries/{seq:int}", get_entry, methods=["GET"]),
         Route("/v1/keys", get_keys, methods=["GET"]),
+        Route("/v1/schemas/{action}", get_schema, methods=["GET"]),
+        Route("/v1/schemas/{action}", put_schema, methods=["PUT"]),
         Route("/v1/status", ops.status, methods=["GET"]),
         Route("/healthz", ops.healthz, methods=["GET"]),
         Route("/readyz", ops.readyz, methods=["GET"]),
@@ -93,6 +97,6 @@ def create_app(n: Node) -> Starlette:
                             Exception: on_crash},
     )
     app.state.node = n
-    app.state.pipelines = Pipelines(config)
+    app.state.pipelines = Pipelines(config, ActionSchemas(n.store))
     app.state.registry = ops.registry_for(n)
     return app

@@ -54,6 +54,7 @@ async def post_events(request: Request) -> Response:
     if not events:  # every event was dropped by a configured stage (counted)
         return json_response({"tenant": tenant, "receipts": [], **extra,
                               "checkpoint": node(request).logs.checkpoint(tenant).note})
+    pipelines(request).apply_schemas(tenant, events, single=single)
     pendings = prepare(events, tenant=tenant, submitter=who.id, may_set_tenant=who.is_admin,
                        single=single)
     result = await asyncio.wrap_future(node(request).logs.append(tenant, pendings))

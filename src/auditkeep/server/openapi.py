@@ -182,6 +182,22 @@ OPENAPI: dict[str, Any] = {
             "requestBody": {"required": True, "content": {"application/x-protobuf": {},
                                                           "application/json": {}}},
             "responses": {"200": {"description": "ExportLogsServiceResponse"}, **_ERRORS}}},
+        "/v1/schemas/{action}": {
+            "get": {"summary": "An action's JSON Schema (latest, or ?version=)",
+                    "parameters": [{"name": "action", "in": "path", "required": True,
+                                    "schema": {"type": "string"}}, _q("tenant", "admin only"),
+                                   _q("version", "1-based", {"type": "integer"})],
+                    "responses": {"200": {"description": "tenant, action, version, schema"},
+                                  **_ERRORS}},
+            "put": {"summary": "Register a new version of an action's JSON Schema (admin)",
+                    "description": "Applied to {metadata, resource} of each event with "
+                                   "this action; violations are rejected or flagged as "
+                                   "the tenant is configured (schema_violations).",
+                    "parameters": [{"name": "action", "in": "path", "required": True,
+                                    "schema": {"type": "string"}}, _q("tenant", "admin only")],
+                    "requestBody": {"required": True, "content": {"application/json": {}}},
+                    "responses": {"201": {"description": "tenant, action, version"},
+                                  **_ERRORS}}},
         "/v1/logs/{tenant}/checkpoint": {"get": {
             "summary": "Latest signed checkpoint (C2SP tlog-checkpoint note)",
             "parameters": [_TENANT],

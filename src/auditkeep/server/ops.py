@@ -12,7 +12,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from auditkeep import __version__
 from auditkeep.datadir import Node
-from auditkeep.server.context import caller, json_response, node
+from auditkeep.server.context import caller, json_response, node, pipelines
 
 
 class NodeCollector(Collector):
@@ -86,9 +86,12 @@ async def status(request: Request) -> Response:
             "queued": s.queued_events if s else 0,
             "index": lag.get(info.name),
         }
+    p = pipelines(request)
     return json_response({
         "version": __version__,
         "logs": logs,
         "indexer": None if n.indexer is None else {
             "indexed": n.indexer.indexed, "last_error": n.indexer.last_error},
+        "pipeline": {"dropped": dict(p.dropped),
+                     "schema_violations": dict(p.schemas.violations)},
     })

@@ -13,13 +13,15 @@ import orjson
 
 from auditkeep.pipeline.config import ServerConfig
 from auditkeep.pipeline.schema import Event
+from auditkeep.pipeline.schemas import ActionSchemas, raise_violations
 from auditkeep.pipeline.stages import Pipeline
 from auditkeep.pipeline.validate import decode_events
 
 
 class Pipelines:
-    def __init__(self, config: ServerConfig | None) -> None:
+    def __init__(self, config: ServerConfig | None, schemas: ActionSchemas) -> None:
         self.config = config
+        self.schemas = schemas
         self._built: dict[tuple[str, str], Pipeline | None] = {}
         self._lock = threading.Lock()
         self.dropped: dict[str, int] = {}  # by reason, for /v1/status and /metrics
@@ -59,6 +61,28 @@ class Pipelines:
         self._count(result.drop_counts)
         kept = decode_events(orjson.dumps(result.events), ndjson=False) if result.events else []
         return kept, result.positions, len(result.dropped)
+
+    def apply_schemas(self, tenant: str, events: list[Event], *, single: bool) -> None:
+        """Check events against their action's schema: raise (`reject`) or mark them
+        with `metadata.schema_violation` (`flag`), as the tenant is configured."""
+        pairs: list[tuple[str, dict[str, Any]]] = []
+        for ev in events:
+            instance: dict[str, Any] = {}
+            if ev.metadata is not None:
+                instance["metadata"] = ev.metadata
+            if ev.resource is not None:
+                instance["resource"] = msgspec.to_builtins(ev.resource)
+            pairs.append((ev.action, instance))
+        found = self.schemas.check(tenant, pairs)
+        if not found:
+            return
+        mode = self.config.schema_violations_for(tenant) if self.config else "reject"
+        if mode == "reject":
+            raise_violations(found, single=single)
+        for v in found:
+            ev = events[v.index]
+            ev.metadata = {**(ev.metadata or {}), "schema_violation": {
+                "version": v.version, "pointer": v.pointer, "message": v.message[:512]}}
 
     def _count(self, counts: dict[str, int]) -> None:
         if counts:

@@ -181,6 +181,7 @@ async def sequence_mapped(request: Request, mapped: Sequence[Mapped], source: st
     except ValidationError as exc:  # a mapper bug rather than bad input: say which object
         raise ValidationError(f"a mapped event is not valid schema v1: {exc.detail}",
                               problems=exc.problems) from None
+    pipelines(request).apply_schemas(tenant, events, single=False)
     pendings = prepare(events, tenant=tenant, submitter=who.id, may_set_tenant=False,
                        raws=[(fmt, data) for _, fmt, data in kept])
     result = await asyncio.wrap_future(node(request).logs.append(tenant, pendings))

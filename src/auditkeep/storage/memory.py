@@ -30,6 +30,7 @@ class MemoryBackend:
         self._bundles: dict[int, list[Bundle]] = {}
         self._personal: dict[int, dict[int, dict[str, list[str]]]] = {}
         self._raws: dict[tuple[int, int], tuple[str, bytes]] = {}
+        self._schemas: dict[tuple[str, str], list[str]] = {}
         self._tiles: dict[tuple[int, int, int], bytes] = {}
         self._dedup: dict[tuple[int, int], list[int]] = {}
         self._checkpoints: dict[int, list[StoredCheckpoint]] = {}
@@ -99,6 +100,26 @@ class MemoryBackend:
 
     def bundle_index(self, log_id: int) -> list[tuple[int, int]]:
         return sorted((b.first_seq, len(b.entries)) for b in self._bundles.get(log_id, []))
+
+    def put_schema(self, tenant: str, action: str, schema: str, created: str) -> int:
+        with self._lock:
+            versions = self._schemas.setdefault((tenant, action), [])
+            versions.append(schema)
+            return len(versions)
+
+    def get_schema(self, tenant: str, action: str, version: int | None = None
+                   ) -> tuple[int, str] | None:
+        with self._lock:
+            versions = self._schemas.get((tenant, action), [])
+            if not versions:
+                return None
+            v = len(versions) if version is None else version
+            return (v, versions[v - 1]) if 1 <= v <= len(versions) else None
+
+    def latest_schemas(self, tenant: str) -> dict[str, tuple[int, str]]:
+        with self._lock:
+            return {a: (len(vs), vs[-1]) for (t, a), vs in self._schemas.items()
+                    if t == tenant and vs}
 
     def read_raw(self, log_id: int, seq: int) -> tuple[str, bytes] | None:
         with self._lock:

@@ -90,4 +90,19 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        3,
+        """
+        -- Per-action JSON Schemas for the metadata/resource of an action, per tenant,
+        -- versioned: a new PUT adds a version, old ones stay readable.
+        CREATE TABLE action_schemas (
+            tenant TEXT NOT NULL,
+            action TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            schema TEXT NOT NULL,
+            created TEXT NOT NULL,
+            PRIMARY KEY (tenant, action, version)
+        );
+        """,
+    ),
 ]

@@ -257,6 +257,36 @@ class SQLiteBackend:
                 (log_id,)).fetchall()
         return [(int(a), int(b)) for a, b in rows]
 
+    def put_schema(self, tenant: str, action: str, schema: str, created: str) -> int:
+        with self._write(f"storing a schema for {action}") as w:
+            row = w.execute("SELECT max(version) FROM action_schemas WHERE tenant = ? AND "
+                            "action = ?", (tenant, action)).fetchone()
+            version = int(row[0] or 0) + 1
+            w.execute("INSERT INTO action_schemas (tenant, action, version, schema, created) "
+                      "VALUES (?, ?, ?, ?, ?)", (tenant, action, version, schema, created))
+        return version
+
+    def get_schema(self, tenant: str, action: str, version: int | None = None
+                   ) -> tuple[int, str] | None:
+        with mapped_errors(f"reading the schema of {action}"):
+            if version is None:
+                row = self._reader().execute(
+                    "SELECT version, schema FROM action_schemas WHERE tenant = ? AND "
+                    "action = ? ORDER BY version DESC LIMIT 1", (tenant, action)).fetchone()
+            else:
+                row = self._reader().execute(
+                    "SELECT version, schema FROM action_schemas WHERE tenant = ? AND "
+                    "action = ? AND version = ?", (tenant, action, version)).fetchone()
+        return (int(row[0]), str(row[1])) if row else None
+
+    def latest_schemas(self, tenant: str) -> dict[str, tuple[int, str]]:
+        with mapped_errors(f"reading the schemas of tenant {tenant}"):
+            rows = self._reader().execute(
+                "SELECT action, version, schema FROM action_schemas AS s WHERE tenant = ? "
+                "AND version = (SELECT max(version) FROM action_schemas WHERE "
+                "tenant = s.tenant AND action = s.action)", (tenant,)).fetchall()
+        return {str(a): (int(v), str(t)) for a, v, t in rows}
+
     def read_raw(self, log_id: int, seq: int) -> tuple[str, bytes] | None:
         with mapped_errors(f"reading the raw object of seq {seq} in log {log_id}"):
             row = self._reader().execute(
