@@ -59,6 +59,8 @@ def test_flag_mode_stores_and_marks(data_dir: DataDir, tmp_path: Path) -> None:
             assert meta["amount"] == "lots"
             status = c.get("/v1/status").json()["pipeline"]
             assert status["schema_violations"] == {"default": 1}
+            metrics = c.get("/metrics").text
+            assert 'auditkeep_schema_violation_events_total{tenant="default"} 1.0' in metrics
     finally:
         srv.stop()
 

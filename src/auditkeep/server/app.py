@@ -97,6 +97,6 @@ def create_app(n: Node) -> Starlette:
                             Exception: on_crash},
     )
     app.state.node = n
-    app.state.pipelines = Pipelines(config, ActionSchemas(n.store))
+    app.state.pipelines = n.options["pipelines"] = Pipelines(config, ActionSchemas(n.store))
     app.state.registry = ops.registry_for(n)
     return app

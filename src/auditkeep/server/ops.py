@@ -50,6 +50,19 @@ class NodeCollector(Collector):
         for status, count in sorted(self._node.rejections.items()):
             rejected.add_metric([str(status)], count)
         yield rejected
+        pipes = self._node.options.get("pipelines")
+        if pipes is not None:
+            dropped = CounterMetricFamily("auditkeep_pipeline_dropped_events",
+                                          "Events a configured stage dropped, by reason",
+                                          labels=["reason"])
+            for reason, count in sorted(pipes.dropped.items()):
+                dropped.add_metric([reason], count)
+            flagged = CounterMetricFamily("auditkeep_schema_violation_events",
+                                          "Events that broke their action's schema",
+                                          labels=["tenant"])
+            for tenant, count in sorted(pipes.schemas.violations.items()):
+                flagged.add_metric([tenant], count)
+            yield from (dropped, flagged)
 
 
 def registry_for(n: Node) -> CollectorRegistry:
