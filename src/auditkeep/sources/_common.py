@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -21,3 +22,20 @@ def type_name(value: Any) -> str:
         return "bool"
     return {str: "str", int: "int", float: "float", list: "array", dict: "object"}.get(
         type(value), type(value).__name__)
+
+
+def scalars(obj: Any, limit: int, max_text: int) -> dict[str, Any]:
+    """The small scalar members of a free-form object, at most `limit` of them: request
+    bodies are kept only this far, since whole ones can be large (the raw keeps them)."""
+    if not isinstance(obj, Mapping):
+        return {}
+    out: dict[str, Any] = {}
+    for k, v in obj.items():
+        if len(out) >= limit:
+            break
+        if not isinstance(k, str) or not k or len(k) > 64:
+            continue
+        if (isinstance(v, str) and len(v) <= max_text) or isinstance(v, bool) or (
+                isinstance(v, int) and -(2**53 - 1) <= v <= 2**53 - 1) or isinstance(v, float):
+            out[k] = v
+    return out

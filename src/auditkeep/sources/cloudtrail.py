@@ -25,6 +25,7 @@ import orjson
 from auditkeep.errors import FieldProblem, ValidationError
 from auditkeep.pipeline.validate import problem_from_msgspec
 from auditkeep.sources._common import clip as _clip
+from auditkeep.sources._common import scalars
 from auditkeep.sources._common import type_name as _type_name
 from auditkeep.sources.k8s import parse_time
 
@@ -550,20 +551,7 @@ def _identity_metadata(ident: dict[str, Any], unmapped: list[str], truncated: li
 
 
 def _scalars(obj: Any, limit: int) -> dict[str, Any]:
-    """The small scalar members of a free-form object: request parameters are kept only
-    this far, since whole ones can be large (the raw record keeps them)."""
-    if not isinstance(obj, Mapping):
-        return {}
-    out: dict[str, Any] = {}
-    for k, v in obj.items():
-        if len(out) >= limit:
-            break
-        if not isinstance(k, str) or not k or len(k) > 64:
-            continue
-        if (isinstance(v, str) and len(v) <= MAX_SCALAR) or isinstance(v, bool) or (
-                isinstance(v, int) and -(2**53 - 1) <= v <= 2**53 - 1) or isinstance(v, float):
-            out[k] = v
-    return out
+    return scalars(obj, limit, MAX_SCALAR)
 
 
 def _fit(event: dict[str, Any], truncated: list[str]) -> None:
