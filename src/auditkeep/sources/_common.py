@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from auditkeep.errors import FieldProblem
+
 
 def clip(value: str, limit: int, where: str, truncated: list[str]) -> str:
     """`value` cut to `limit` characters; a cut is recorded in `truncated` as `where`."""
@@ -39,3 +41,33 @@ def scalars(obj: Any, limit: int, max_text: int) -> dict[str, Any]:
                 isinstance(v, int) and -(2**53 - 1) <= v <= 2**53 - 1) or isinstance(v, float):
             out[k] = v
     return out
+
+
+class Reader:
+    """Typed access to a decoded object that collects a problem for each wrong type
+    (every problem of the input, not the first), each named by JSON pointer under `base`."""
+
+    __slots__ = ("base", "problems")
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.problems: list[FieldProblem] = []
+
+    def bad(self, at: str, expected: str, value: Any, actual: str | None = None) -> None:
+        self.problems.append(FieldProblem(self.base + at, f"expected {expected}", expected,
+                                          actual or type_name(value)))
+
+    def text(self, obj: Mapping[str, Any], key: str, at: str = "") -> str | None:
+        v = obj.get(key)
+        if v is None or (isinstance(v, str) and v):
+            return v
+        if v != "":
+            self.bad(f"{at}/{key}", "a string", v)
+        return None
+
+    def mapping(self, obj: Mapping[str, Any], key: str, at: str = "") -> Mapping[str, Any] | None:
+        v = obj.get(key)
+        if v is None or isinstance(v, Mapping):
+            return v
+        self.bad(f"{at}/{key}", "an object", v)
+        return None

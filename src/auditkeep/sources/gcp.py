@@ -26,9 +26,8 @@ import orjson
 
 from auditkeep.errors import FieldProblem, ValidationError
 from auditkeep.pipeline.validate import problem_from_msgspec
+from auditkeep.sources._common import Reader, scalars
 from auditkeep.sources._common import clip as _clip
-from auditkeep.sources._common import scalars
-from auditkeep.sources._common import type_name as _type_name
 from auditkeep.sources.k8s import parse_time, principal_type
 
 #: The `raw.format` the server records for an original from this source.
@@ -241,26 +240,10 @@ def _export_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
                           for name in names if name.endswith(suffixes))
 
 
-class _Reader:
+class _Reader(Reader):
     """Typed access to the entry that collects a problem for each wrong type."""
 
-    __slots__ = ("base", "problems")
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.problems: list[FieldProblem] = []
-
-    def bad(self, at: str, expected: str, value: Any, actual: str | None = None) -> None:
-        self.problems.append(FieldProblem(self.base + at, f"expected {expected}", expected,
-                                          actual or _type_name(value)))
-
-    def text(self, obj: Mapping[str, Any], key: str, at: str = "") -> str | None:
-        v = obj.get(key)
-        if v is None or (isinstance(v, str) and v):
-            return v
-        if v != "":
-            self.bad(f"{at}/{key}", "a string", v)
-        return None
+    __slots__ = ()
 
     def mapping(self, obj: Mapping[str, Any], key: str, at: str = "") -> Mapping[str, Any]:
         v = obj.get(key)

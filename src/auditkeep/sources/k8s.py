@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 
 from auditkeep.errors import FieldProblem, ValidationError
+from auditkeep.sources._common import Reader
 from auditkeep.sources._common import clip as _clip
-from auditkeep.sources._common import type_name as _type_name
 
 DEFAULT_STAGES = frozenset({"ResponseComplete", "Panic"})
 API_VERSIONS = frozenset({"audit.k8s.io/v1", "audit.k8s.io/v1beta1"})
@@ -99,33 +99,10 @@ def map_event_list(obj: Any, *, stages: Collection[str] | None = DEFAULT_STAGES
     return K8sEventMapper(stages).event_list(obj)
 
 
-class _Reader:
+class _Reader(Reader):
     """Typed access to the input that collects a problem for each wrong type."""
 
-    __slots__ = ("base", "problems")
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.problems: list[FieldProblem] = []
-
-    def bad(self, at: str, expected: str, value: Any) -> None:
-        self.problems.append(FieldProblem(self.base + at, f"expected {expected}", expected,
-                                          _type_name(value)))
-
-    def text(self, obj: Mapping[str, Any], key: str, at: str = "") -> str | None:
-        v = obj.get(key)
-        if v is None or (isinstance(v, str) and v):
-            return v
-        if v != "":
-            self.bad(f"{at}/{key}", "a string", v)
-        return None
-
-    def mapping(self, obj: Mapping[str, Any], key: str, at: str = "") -> Mapping[str, Any] | None:
-        v = obj.get(key)
-        if v is None or isinstance(v, Mapping):
-            return v
-        self.bad(f"{at}/{key}", "an object", v)
-        return None
+    __slots__ = ()
 
     def list_of(self, obj: Mapping[str, Any], key: str, at: str = "") -> list[Any] | None:
         v = obj.get(key)
