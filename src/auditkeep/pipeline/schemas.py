@@ -73,14 +73,23 @@ class ActionSchemas:
                     for action, (version, text) in self._store.latest_schemas(tenant).items()}
             return found
 
-    def check(self, tenant: str, events: list[tuple[str, dict[str, Any]]]) -> list[Violation]:
-        """Violations among `(action, {"metadata": ..., "resource": ...})` pairs; the
-        first error of each event (sorted by path, so the answer is stable)."""
+    def actions(self, tenant: str) -> frozenset[str]:
+        """The actions of `tenant` that have a schema (usually none)."""
+        return frozenset(self._for(tenant))
+
+    def check(self, tenant: str, events: list[tuple[str, dict[str, Any]] | None]
+              ) -> list[Violation]:
+        """Violations among `(action, {"metadata": ..., "resource": ...})` pairs (None:
+        an event not to check); the first error of each event (sorted by path, so the
+        answer is stable)."""
         schemas = self._for(tenant)
         if not schemas:
             return []
         out: list[Violation] = []
-        for i, (action, instance) in enumerate(events):
+        for i, pair in enumerate(events):
+            if pair is None:
+                continue
+            action, instance = pair
             entry = schemas.get(action)
             if entry is None:
                 continue

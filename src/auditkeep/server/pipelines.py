@@ -65,8 +65,14 @@ class Pipelines:
     def apply_schemas(self, tenant: str, events: list[Event], *, single: bool) -> None:
         """Check events against their action's schema: raise (`reject`) or mark them
         with `metadata.schema_violation` (`flag`), as the tenant is configured."""
-        pairs: list[tuple[str, dict[str, Any]]] = []
+        actions = self.schemas.actions(tenant)
+        if not actions:  # the ingest path: nothing to build when the tenant has no schemas
+            return
+        pairs: list[tuple[str, dict[str, Any]] | None] = []
         for ev in events:
+            if ev.action not in actions:
+                pairs.append(None)
+                continue
             instance: dict[str, Any] = {}
             if ev.metadata is not None:
                 instance["metadata"] = ev.metadata
