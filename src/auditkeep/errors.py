@@ -36,6 +36,7 @@ class FieldProblem:
     expected: str | None = None
     actual: str | None = None
     index: int | None = None  # the event's position in a batch, when there is one
+    column: int | None = None  # 1-based position in a query string, when there is one
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"pointer": self.pointer, "detail": self.detail}
@@ -45,6 +46,8 @@ class FieldProblem:
             out["expected"] = self.expected
         if self.actual is not None:
             out["actual"] = self.actual
+        if self.column is not None:
+            out["column"] = self.column
         return out
 
 

@@ -90,6 +90,9 @@ class TestLogs:
         assert store.read_raw(log.id, 1) == ("k8s.audit", original)
         assert store.read_raw(log.id, 4) == ("otlp.protobuf", b"\x00\x01")
         assert store.read_raw(log.id, 0) is None and store.read_raw(log.id, 99) is None
+        assert store.read_raws(log.id, 0, 99) == {1: ("k8s.audit", original),
+                                                  4: ("otlp.protobuf", b"\x00\x01")}
+        assert store.read_raws(log.id, 2, 4) == {}
 
     def test_action_schemas_are_versioned_per_tenant(self, store: Backend) -> None:
         assert store.get_schema("acme", "orders.refund") is None
@@ -100,6 +103,20 @@ class TestLogs:
         assert store.get_schema("acme", "orders.refund", 1) == (1, '{"a":1}')
         assert store.get_schema("acme", "orders.refund", 3) is None
         assert store.latest_schemas("acme") == {"orders.refund": (2, '{"a":2}')}
+
+    def test_saved_searches_are_per_tenant_and_replaced_whole(self, store: Backend) -> None:
+        assert store.saved_searches("acme") == []
+        store.put_saved_search("acme", "b", '{"query":"x"}', "tok1", "t1")
+        store.put_saved_search("acme", "a", '{"query":"y"}', "tok1", "t1")
+        store.put_saved_search("other", "a", '{"query":"z"}', "tok2", "t1")
+        store.put_saved_search("acme", "b", '{"query":"x2"}', "tok3", "t2")
+        got = store.saved_searches("acme")
+        assert [(s.name, s.body, s.created_by, s.updated) for s in got] == [
+            ("a", '{"query":"y"}', "tok1", "t1"), ("b", '{"query":"x2"}', "tok3", "t2")]
+        assert store.delete_saved_search("acme", "a") is True
+        assert store.delete_saved_search("acme", "a") is False
+        assert [s.name for s in store.saved_searches("acme")] == ["b"]
+        assert [s.body for s in store.saved_searches("other")] == ['{"query":"z"}']
 
     def test_checkpoints_are_kept_in_size_order(self, store: Backend) -> None:
         log = store.open_log("acme", "o/acme")

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -101,11 +102,28 @@ class Indexer(_Following):
                 for i, entry in enumerate(b.entries):
                     if start <= b.first_seq + i < end:
                         records.append(orjson.loads(entry))
-            if records and self._index.add(info.id, records, start + len(records)):
+            raws = parsed_raws(self._store.read_raws(info.id, start, end))
+            if records and self._index.add(info.id, records, start + len(records), raws):
                 self.indexed += len(records)
                 busy = True
         return busy
 
+
+def parsed_raws(raws: dict[int, tuple[str, bytes]]) -> dict[int, Any]:
+    """The raw source objects that are JSON, parsed, so `raw.*` fields are searchable.
+    Protobuf and syslog raws stay bytes only (their mapped fields are in the record)."""
+    out: dict[int, Any] = {}
+    for seq, (fmt, data) in raws.items():
+        if fmt in NOT_JSON:
+            continue
+        try:
+            out[seq] = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+    return out
+
+
+NOT_JSON = frozenset({"otlp.protobuf", "syslog"})
 
 
 def index_lag(store: Backend, index: SearchIndex) -> dict[str, dict[str, int]]:

@@ -15,13 +15,18 @@ from auditkeep.errors import AuditkeepError
 from auditkeep.pipeline.config import ServerConfig, SourcesConfig
 from auditkeep.pipeline.schemas import ActionSchemas
 from auditkeep.server import ops, problems
+from auditkeep.server.aggregate import aggregate
 from auditkeep.server.context import json_response
+from auditkeep.server.dashboards import dashboard
+from auditkeep.server.export import export
 from auditkeep.server.ingest import post_events
 from auditkeep.server.openapi import OPENAPI
 from auditkeep.server.pipelines import Pipelines
 from auditkeep.server.proofs import get_checkpoint, get_consistency, get_inclusion, get_keys
-from auditkeep.server.reads import get_entry, get_event, get_event_raw, search_events
+from auditkeep.server.reads import get_entry, get_event, get_event_raw
+from auditkeep.server.saved import delete_saved, get_saved, list_saved, put_saved
 from auditkeep.server.schemas import get_schema, put_schema
+from auditkeep.server.search import context, search, search_events
 from auditkeep.server.sources import (
     generic_endpoint,
     k8s_endpoint,
@@ -63,6 +68,15 @@ def create_app(n: Node) -> Starlette:
         Route("/v1/events", search_events, methods=["GET"]),
         Route("/v1/events/{id}", get_event, methods=["GET"]),
         Route("/v1/events/{id}/raw", get_event_raw, methods=["GET"]),
+        Route("/v1/events/{id}/context", context, methods=["GET"]),
+        Route("/v1/search", search, methods=["GET"]),
+        Route("/v1/aggregate", aggregate, methods=["GET"]),
+        Route("/v1/export", export, methods=["GET"]),
+        Route("/v1/dashboards/{name}", dashboard, methods=["GET"]),
+        Route("/v1/saved-searches", list_saved, methods=["GET"]),
+        Route("/v1/saved-searches/{name}", get_saved, methods=["GET"]),
+        Route("/v1/saved-searches/{name}", put_saved, methods=["PUT"]),
+        Route("/v1/saved-searches/{name}", delete_saved, methods=["DELETE"]),
         Route("/v1/logs/{tenant}/checkpoint", get_checkpoint, methods=["GET"]),
         Route("/v1/logs/{tenant}/proof/inclusion", get_inclusion, methods=["GET"]),
         Route("/v1/logs/{tenant}/proof/consistency", get_consistency, methods=["GET"]),

@@ -5,26 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from auditkeep import __version__
-
-
-def _q(name: str, desc: str, schema: dict[str, Any] | None = None,
-       required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "description": desc,
-            "schema": schema or {"type": "string"}}
-
-
-_PROBLEM = {"description": "RFC 9457 problem", "content": {
-    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-_ERRORS = {"400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "404": _PROBLEM}
-_TENANT = {"name": "tenant", "in": "path", "required": True,
-           "description": "tenant name, or `T._access` for its access log",
-           "schema": {"type": "string", "pattern": r"^[a-z0-9-]{1,63}(\._access)?$"}}
-_B64 = {"type": "string", "contentEncoding": "base64"}
-
-
-def _json(ref: str) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
-
+from auditkeep.server.openapi_parts import _B64, _ERRORS, _PROBLEM, _TENANT, _json, _q
+from auditkeep.server.openapi_query import QUERY_PATHS
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -232,5 +214,6 @@ OPENAPI: dict[str, Any] = {
                             "responses": {"200": {"description": "ready"}}}},
         "/metrics": {"get": {"security": [], "summary": "Prometheus metrics",
                              "responses": {"200": {"description": "text exposition"}}}},
+        **QUERY_PATHS,
     },
 }

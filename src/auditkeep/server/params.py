@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from auditkeep.errors import FieldProblem, ValidationError
 
-_RELATIVE = re.compile(r"^(\d+)([smhdw])$")
+_RELATIVE = re.compile(r"^-?(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -55,10 +55,14 @@ def required_int(request: Request, name: str, *, lo: int = 0) -> int:
 
 
 def timestamp_us(request: Request, name: str, now: datetime | None = None) -> int | None:
-    """RFC 3339 with offset, or a relative age such as 15m, 24h, 7d (before now)."""
+    """RFC 3339 with offset, or a relative age such as 15m, 24h, 7d or -15m (before now)."""
     raw = request.query_params.get(name)
     if not raw:
         return None
+    return parse_time_us(raw, name, now)
+
+
+def parse_time_us(raw: str, name: str, now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
     m = _RELATIVE.match(raw)
     if m:

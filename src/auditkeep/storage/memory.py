@@ -16,6 +16,7 @@ from auditkeep.storage.base import (
     Bundle,
     Commit,
     LogInfo,
+    SavedSearch,
     SigningKeyRecord,
     StoredCheckpoint,
     TokenRecord,
@@ -31,6 +32,7 @@ class MemoryBackend:
         self._personal: dict[int, dict[int, dict[str, list[str]]]] = {}
         self._raws: dict[tuple[int, int], tuple[str, bytes]] = {}
         self._schemas: dict[tuple[str, str], list[str]] = {}
+        self._saved: dict[tuple[str, str], SavedSearch] = {}
         self._tiles: dict[tuple[int, int, int], bytes] = {}
         self._dedup: dict[tuple[int, int], list[int]] = {}
         self._checkpoints: dict[int, list[StoredCheckpoint]] = {}
@@ -121,9 +123,28 @@ class MemoryBackend:
             return {a: (len(vs), vs[-1]) for (t, a), vs in self._schemas.items()
                     if t == tenant and vs}
 
+    def put_saved_search(self, tenant: str, name: str, body: str, created_by: str,
+                         updated: str) -> None:
+        with self._lock:
+            self._saved[(tenant, name)] = SavedSearch(name, body, created_by, updated)
+
+    def saved_searches(self, tenant: str) -> list[SavedSearch]:
+        with self._lock:
+            return sorted((v for (t, _), v in self._saved.items() if t == tenant),
+                          key=lambda s: s.name)
+
+    def delete_saved_search(self, tenant: str, name: str) -> bool:
+        with self._lock:
+            return self._saved.pop((tenant, name), None) is not None
+
     def read_raw(self, log_id: int, seq: int) -> tuple[str, bytes] | None:
         with self._lock:
             return self._raws.get((log_id, seq))
+
+    def read_raws(self, log_id: int, start: int, end: int) -> dict[int, tuple[str, bytes]]:
+        with self._lock:
+            return {s: v for (lid, s), v in self._raws.items()
+                    if lid == log_id and start <= s < end}
 
     def read_personal(self, log_id: int, seqs: Sequence[int]) -> dict[int, dict[str, list[str]]]:
         store = self._personal.get(log_id, {})

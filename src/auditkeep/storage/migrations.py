@@ -105,4 +105,19 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        4,
+        """
+        -- Saved searches: a named query (and its window and columns) per tenant, shared
+        -- by name. `body` is the JSON the API took, replaced as a whole on PUT.
+        CREATE TABLE saved_searches (
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL,
+            body TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            PRIMARY KEY (tenant, name)
+        );
+        """,
+    ),
 ]

@@ -21,6 +21,7 @@ from auditkeep.storage.base import (
     Bundle,
     Commit,
     LogInfo,
+    SavedSearch,
     SigningKeyRecord,
     StoredCheckpoint,
     TokenRecord,
@@ -287,6 +288,27 @@ class SQLiteBackend:
                 "tenant = s.tenant AND action = s.action)", (tenant,)).fetchall()
         return {str(a): (int(v), str(t)) for a, v, t in rows}
 
+    def put_saved_search(self, tenant: str, name: str, body: str, created_by: str,
+                         updated: str) -> None:
+        with self._write(f"saving the search {name}") as w:
+            w.execute("INSERT INTO saved_searches (tenant, name, body, created_by, updated) "
+                      "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, name) DO UPDATE SET "
+                      "body = excluded.body, created_by = excluded.created_by, "
+                      "updated = excluded.updated", (tenant, name, body, created_by, updated))
+
+    def saved_searches(self, tenant: str) -> list[SavedSearch]:
+        with mapped_errors(f"reading the saved searches of tenant {tenant}"):
+            rows = self._reader().execute(
+                "SELECT name, body, created_by, updated FROM saved_searches WHERE tenant = ? "
+                "ORDER BY name", (tenant,)).fetchall()
+        return [SavedSearch(str(n), str(b), str(c), str(u)) for n, b, c, u in rows]
+
+    def delete_saved_search(self, tenant: str, name: str) -> bool:
+        with self._write(f"deleting the saved search {name}") as w:
+            cur = w.execute("DELETE FROM saved_searches WHERE tenant = ? AND name = ?",
+                            (tenant, name))
+            return cur.rowcount > 0
+
     def read_raw(self, log_id: int, seq: int) -> tuple[str, bytes] | None:
         with mapped_errors(f"reading the raw object of seq {seq} in log {log_id}"):
             row = self._reader().execute(
@@ -295,6 +317,14 @@ class SQLiteBackend:
         if row is None:
             return None
         return str(row[0]), unpack_blob(row[1], f"raw object of seq {seq} in log {log_id}")
+
+    def read_raws(self, log_id: int, start: int, end: int) -> dict[int, tuple[str, bytes]]:
+        with mapped_errors(f"reading raw objects of seqs {start}-{end} in log {log_id}"):
+            rows = self._reader().execute(
+                "SELECT seq, format, data FROM raws WHERE log_id = ? AND seq >= ? AND seq < ?",
+                (log_id, start, end)).fetchall()
+        return {int(seq): (str(fmt), unpack_blob(data, f"raw object of seq {seq} in log {log_id}"))
+                for seq, fmt, data in rows}
 
     def read_personal(self, log_id: int, seqs: Sequence[int]) -> dict[int, dict[str, list[str]]]:
         out: dict[int, dict[str, list[str]]] = {}

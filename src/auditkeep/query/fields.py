@@ -1,0 +1,164 @@
+"""Which schema v1 paths a query may name, and how a stored record becomes searchable values.
+
+Thirteen hot fields live in columns of the index's `events` table; every other leaf of
+the record (and of a source's raw object, under `raw.`) is an `(key, value)` row of the
+`attrs` table. Both the indexer and the in-memory predicate flatten with `leaves()`, so
+the SQL and the Python back ends see the same values by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from auditkeep.pipeline.schema import PERSONAL_ACTOR_FIELDS
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    kind: str  # "text", "int" or "time" (microseconds since the epoch)
+    nullable: bool
+
+
+#: Query path -> index column. Order matters only for documentation.
+COLUMNS: dict[str, Column] = {
+    "time": Column("time_us", "time", False),
+    "seq": Column("seq", "int", False),
+    "actor.id": Column("actor", "text", False),
+    "actor.type": Column("actor_type", "text", False),
+    "action": Column("action", "text", False),
+    "outcome": Column("outcome", "text", False),
+    "category": Column("category", "text", False),
+    "severity": Column("severity", "text", True),
+    "resource.type": Column("rtype", "text", True),
+    "resource.id": Column("rid", "text", True),
+    "source.service": Column("service", "text", True),
+    "trace_id": Column("trace_id", "text", True),
+    "request_id": Column("request_id", "text", True),
+}
+
+#: Short names people type: `actor:alice` means `actor.id:alice`.
+ALIASES = {"actor": "actor.id", "resource": "resource.id", "service": "source.service"}
+
+PERSONAL = frozenset(f"actor.{f}" for f in PERSONAL_ACTOR_FIELDS)
+
+_PRINCIPAL = {"id": None, "type": None}
+_RESOURCE = {"type": None, "id": None, "name": None}
+#: The shape of a stored record; None is a leaf, "*" is free-form below.
+SHAPE: dict[str, Any] = {
+    "id": None, "time": None, "action": None, "outcome": None, "category": None,
+    "severity": None, "reason": None, "trace_id": None, "span_id": None,
+    "request_id": None, "tenant": None, "seq": None, "received": None, "v": None,
+    "submitter": "*",
+    "actor": {"id": None, "type": None, "name": None, "email": None, "ip": None,
+              "user_agent": None, "session_id": None, "impersonator": _PRINCIPAL},
+    "resource": _RESOURCE, "targets": _RESOURCE,
+    "source": {"service": None, "version": None, "host": None, "region": None,
+               "environment": None},
+    "changes": {"field": None, "before": "*", "after": "*"},
+    "metadata": "*",
+    "raw": "*",  # the record's {format, sha256, size} and the source's raw object
+}
+
+#: What `leaves()` keeps at most, so one huge raw object cannot bloat the index.
+MAX_LEAVES = 400
+MAX_DEPTH = 12
+MAX_VALUE_CHARS = 1024
+_INT64 = 2**63
+_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+
+def time_us(stamp: str) -> int:
+    """Microseconds since the epoch of a stored `time` (always UTC, `...Z`)."""
+    delta = datetime.fromisoformat(stamp) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def check_path(path: str) -> str | None:
+    """None if `path` names something a record can hold, else why not."""
+    if path in PERSONAL:
+        return (f"{path} is personal data: it is stored only as a salted commitment "
+                "and cannot be searched")
+    node: Any = SHAPE
+    walked: list[str] = []
+    for part in path.split("."):
+        if node == "*":
+            return None if part else f"{path} has an empty segment"
+        if not isinstance(node, dict):
+            return f"{'.'.join(walked)} has no fields below it"
+        if part not in node:
+            where = ".".join(walked) or "an event"
+            return f"{where} has no field {part!r}; expected one of {', '.join(sorted(node))}"
+        walked.append(part)
+        node = node[part]
+    return None
+
+
+def scalar(value: Any) -> str | int | float | None:
+    """How a JSON leaf is stored and compared: text, integer or real (SQLite's types).
+    Booleans become "true"/"false", integers beyond 64 bits reals, null nothing."""
+    if value is None:
+        return None
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return value if -_INT64 <= value < _INT64 else float(value)
+    if isinstance(value, float):
+        return value
+    text = str(value)
+    return text if len(text) <= MAX_VALUE_CHARS else None
+
+
+def column_values(rec: dict[str, Any]) -> dict[str, Any]:
+    """Query path -> the value its column holds (None for an absent nullable field)."""
+    res = rec.get("resource") or {}
+    src = rec.get("source") or {}
+    actor = rec["actor"]
+    return {
+        "time": time_us(rec["time"]),
+        "seq": rec["seq"], "actor.id": actor["id"], "actor.type": actor["type"],
+        "action": rec["action"], "outcome": rec["outcome"], "category": rec["category"],
+        "severity": rec.get("severity"), "resource.type": res.get("type"),
+        "resource.id": res.get("id"), "source.service": src.get("service"),
+        "trace_id": rec.get("trace_id"), "request_id": rec.get("request_id"),
+    }
+
+
+def leaves(rec: dict[str, Any], raw: Any = None) -> list[tuple[str, str | int | float]]:
+    """Every (path, value) of the record not held in a column, then those of the raw
+    source object under `raw.` (JSON raws only), at most MAX_LEAVES, deduplicated."""
+    out: dict[tuple[str, Any, type], None] = {}
+    for key, value in _walk(rec, "", 0):
+        if key in COLUMNS or key in PERSONAL:
+            continue
+        out[(key, value, type(value))] = None
+        if len(out) >= MAX_LEAVES:
+            break
+    if raw is not None and len(out) < MAX_LEAVES:
+        for key, value in _walk(raw, "raw.", 0):
+            out[(key, value, type(value))] = None
+            if len(out) >= MAX_LEAVES:
+                break
+    return [(k, v) for k, v, _ in out]
+
+
+def _walk(node: Any, prefix: str, depth: int) -> Iterator[tuple[str, str | int | float]]:
+    if depth > MAX_DEPTH:
+        return
+    if isinstance(node, dict):
+        if "$c" in node and len(node) == 1:
+            return  # a personal commitment
+        for k, v in node.items():
+            yield from _walk(v, f"{prefix}{k}.", depth + 1)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk(v, prefix, depth + 1)
+    else:
+        value = scalar(node)
+        if value is not None and prefix:
+            yield prefix[:-1], value
