@@ -34,6 +34,7 @@ from auditkeep.server.sources import (
     post_gcp,
     post_otlp_logs,
 )
+from auditkeep.server.ui import ui_routes
 from auditkeep.sources.k8s import K8sEventMapper
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ def create_app(n: Node) -> Starlette:
         Route("/readyz", ops.readyz, methods=["GET"]),
         Route("/metrics", ops.metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *ui_routes(),  # last: the API's routes win
     ]
 
     async def on_error(request: Request, exc: Exception) -> Response:
