@@ -4,13 +4,11 @@ browser then makes sends one), under a strict Content-Security-Policy."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, NoMatchFound, Route
+from starlette.routing import BaseRoute, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "ui" / "static"
 
@@ -59,50 +57,8 @@ async def static(request: Request) -> Response:
     return await _serve(request.path_params["path"], request)
 
 
-class UIRoutes(BaseRoute):
-    """Every path of the web UI as one route: the pages and `/static/...`, GET and HEAD.
-
-    They are not part of the HTTP API, so the OpenAPI document leaves them out:
-    `include_in_schema` is false and `methods`, the API operations a route offers, is
-    empty (tests/server/test_openapi.py checks every route's `path` and `methods`).
-    """
-
-    path = "/"
-    methods: frozenset[str] = frozenset()
-    include_in_schema = False
-
-    def __init__(self) -> None:
-        self.routes = [*(Route(p, page, methods=["GET"]) for p in PAGES),
-                       Route("/static/{path:path}", static, methods=["GET"])]
-
-    def _match(self, scope: Scope) -> tuple[Match, Scope, Route | None]:
-        partial: tuple[Match, Scope, Route | None] = (Match.NONE, {}, None)
-        for route in self.routes:
-            match, child = route.matches(scope)
-            if match is Match.FULL:
-                return match, child, route
-            if match is Match.PARTIAL and partial[2] is None:
-                partial = (match, child, route)  # right path, wrong method: a 405
-        return partial
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child, _ = self._match(scope)
-        return match, child
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        _, _, route = self._match(scope)
-        if route is not None:
-            await route.handle(scope, receive, send)
-
-    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
-        for route in self.routes:
-            try:
-                return route.url_path_for(name, **path_params)
-            except NoMatchFound:
-                pass
-        raise NoMatchFound(name, path_params)
-
-
 def ui_routes() -> list[BaseRoute]:
-    """The UI's routes; put them after the API's, which they never shadow."""
-    return [UIRoutes()]
+    """The UI's pages and `/static/...` (GET and HEAD). They are not part of the HTTP API,
+    so the OpenAPI document leaves them out; put them after the API's routes."""
+    return [*(Route(p, page, methods=["GET"], include_in_schema=False) for p in PAGES),
+            Route("/static/{path:path}", static, methods=["GET"], include_in_schema=False)]
