@@ -1,17 +1,27 @@
-"""`emit`, `search` and `proof`: the CLI as an API client."""
+"""`emit`, `search` and `proof`: the CLI as an API client (the other investigation
+commands are in `investigate`)."""
 
 from __future__ import annotations
 
 import base64
+import os
 import sys
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import click
 import orjson
-from rich.console import Console
-from rich.table import Table
 
 from auditkeep.cli.http import Api, url_option
+from auditkeep.cli.investigate import (
+    DEFAULT_COLUMNS,
+    EventTable,
+    QueryApi,
+    column_list,
+    console,
+    saved_path,
+    selection,
+)
 from auditkeep.cli.main import EXIT_FAILURE, EXIT_USAGE, CliError
 from auditkeep.errors import ProofError
 from auditkeep.log import merkle
@@ -82,12 +92,11 @@ def emit(url: str, token: str | None, file: Any, action: str | None, actor: str 
     click.echo(f"committed to {resp['tenant']}; checkpoint tree size {size}")
 
 
-SEARCH_FILTERS = ("actor", "action", "resource_type", "resource_id", "outcome", "category",
-                  "source_service", "since", "until", "q")
-
-
 @click.command()
 @url_option
+@click.argument("query", required=False)
+@click.option("--saved", default=None, metavar="NAME",
+              help="Run this saved search (its query, window and columns).")
 @click.option("--actor")
 @click.option("--action", help="Exact, or prefix.*")
 @click.option("--resource-type")
@@ -98,35 +107,88 @@ SEARCH_FILTERS = ("actor", "action", "resource_type", "resource_id", "outcome", 
 @click.option("--since", help="RFC 3339, or 15m / 24h / 7d.")
 @click.option("--until")
 @click.option("-q", "q", help="Full-text terms.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000),
+              help="Events per page (with --all: 1000 unless given).")
 @click.option("--cursor", default=None)
+@click.option("--all", "follow", is_flag=True, help="Follow next_cursor to the last page.")
+@click.option("--columns", default=None, metavar="A,B,C",
+              help="Table columns as dotted paths [default: seq,time,actor,action,"
+                   "resource,outcome; a saved search's own columns].")
 @click.option("--tenant", default=None)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "ndjson"]), default="table",
               show_default=True)
-def search(url: str, token: str | None, limit: int, cursor: str | None, tenant: str | None,
-           fmt: str, **filters: str | None) -> None:
-    """Search events, newest first."""
-    api = Api(url, token)
-    resp = api.get_json("/v1/events", limit=limit, cursor=cursor, tenant=tenant, **filters)
-    events = resp["events"]
-    if fmt == "json":
-        click.echo(orjson.dumps(resp, option=orjson.OPT_INDENT_2).decode())
-        return
+def search(url: str, token: str | None, query: str | None, saved: str | None,
+           since: str | None, until: str | None, limit: int, cursor: str | None,
+           follow: bool, columns: str | None, tenant: str | None, fmt: str,
+           **filters: str | None) -> None:
+    """Search events, newest first: with the query language (QUERY, see docs/query.md),
+    a saved search (--saved), or the filter options."""
+    ctx = click.get_current_context()
+    used = [f"--{k.replace('_', '-')}" if k != "q" else "-q"
+            for k, v in filters.items() if v is not None]
+    if used and (query is not None or saved is not None):
+        raise click.UsageError(f"give a QUERY or --saved, or filter options ({', '.join(used)}),"
+                               " not both", ctx)
+    if follow and ctx.get_parameter_source("limit") is click.core.ParameterSource.DEFAULT:
+        limit = 1000
+    cols = column_list(columns)
+    with QueryApi(url, token) as api:
+        if query is None and saved is None:
+            path, text = "/v1/events", None
+            params: dict[str, Any] = {"since": since, "until": until, "tenant": tenant,
+                                      **filters}
+        else:
+            path = "/v1/search"
+            params = selection(query, saved, since, until, tenant)
+            text = params.get("query")
+            if saved is not None and cols is None and fmt == "table":
+                cols = api.call("GET", saved_path(saved),
+                                params={"tenant": tenant}).json().get("columns")
+        pages = _pages(api, path, text, {**params, "limit": limit}, cursor, follow)
+        try:
+            _print_pages(pages, fmt, follow, cols or DEFAULT_COLUMNS)
+        except BrokenPipeError:  # `| head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(141)
+
+
+def _print_pages(pages: Iterator[dict[str, Any]], fmt: str, follow: bool,
+                 columns: Sequence[str]) -> None:
+    """Each page as it arrives: NDJSON lines, table rows, or (`json`) one document."""
     if fmt == "ndjson":
-        for e in events:
-            sys.stdout.write(orjson.dumps(e).decode() + "\n")
-        return
-    table = Table(box=None, header_style="bold")
-    for col in ("seq", "time", "actor", "action", "resource", "outcome"):
-        table.add_column(col)
-    for e in events:
-        res = e.get("resource")
-        table.add_row(str(e["seq"]), e["time"], e["actor"]["id"], e["action"],
-                      f"{res['type']}:{res['id']}" if res else "", e["outcome"])
-    console = Console(width=200 if not sys.stdout.isatty() else None)
-    console.print(table)
-    if resp.get("next_cursor"):
-        console.print(f"more: --cursor {resp['next_cursor']}")
+        for page in pages:
+            sys.stdout.write("".join(orjson.dumps(e).decode() + "\n" for e in page["events"]))
+            sys.stdout.flush()
+    elif fmt == "json" and not follow:
+        click.echo(orjson.dumps(next(pages), option=orjson.OPT_INDENT_2).decode())
+    elif fmt == "json":  # every page in one document, written as the pages arrive
+        sep = '{"events": [\n'
+        for page in pages:
+            for e in page["events"]:
+                sys.stdout.write(sep + orjson.dumps(e).decode())
+                sep = ",\n"
+            sys.stdout.flush()
+        sys.stdout.write(('{"events": [' if sep.startswith("{") else "\n") +
+                         '], "next_cursor": null}\n')
+    else:
+        out = console()
+        table = EventTable(out, columns, streamed=follow)
+        for page in pages:
+            table.print(page["events"])
+            if page.get("next_cursor") and not follow:
+                out.print(f"more: --cursor {page['next_cursor']}")
+
+
+def _pages(api: QueryApi, path: str, text: str | None, params: dict[str, Any],
+           cursor: str | None, follow: bool) -> Iterator[dict[str, Any]]:
+    """The first page from `cursor`, and with `follow` every next one."""
+    while True:
+        page: dict[str, Any] = api.call("GET", path, query=text,
+                                        params={**params, "cursor": cursor}).json()
+        yield page
+        cursor = page.get("next_cursor")
+        if not follow or not cursor:
+            return
 
 
 def _b64(s: str) -> bytes:

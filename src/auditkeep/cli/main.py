@@ -54,6 +54,7 @@ def _register() -> None:
         client_cmds,
         config_cmd,
         import_cmd,
+        investigate,
         schemas_cmd,
         serve,
         verify_cmd,
@@ -62,6 +63,10 @@ def _register() -> None:
     cli.add_command(serve.serve)
     cli.add_command(client_cmds.emit)
     cli.add_command(client_cmds.search)
+    cli.add_command(investigate.aggregate)
+    cli.add_command(investigate.context)
+    cli.add_command(investigate.export)
+    cli.add_command(investigate.saved)
     cli.add_command(client_cmds.proof)
     cli.add_command(verify_cmd.verify)
     cli.add_command(admin.keys)
