@@ -138,6 +138,9 @@ class TestClassSelection:
         ({"action": "users.login", "category": "auth"}, 3002, 1),
         ({"action": "session.logout", "category": "auth"}, 3002, 2),
         ({"action": "aws.sts.GetSessionToken", "category": "auth"}, 3002, 99),
+        # a logon or logoff verb is Authentication whatever the producer's category
+        ({"action": "users.login", "category": "data_change"}, 3002, 1),
+        ({"action": "portal.session.logout", "category": "data_access"}, 3002, 2),
         ({"action": "iam.user.create", "category": "admin"}, 3001, 1),
         ({"action": "iam.user.delete", "category": "admin"}, 3001, 6),
         ({"action": "iam.user.disable", "category": "admin"}, 3001, 5),

@@ -53,6 +53,8 @@ _USER_TYPES = {"user": (1, "User"), "system": (3, "System"), "service": (99, "Se
 
 #: Categories whose account-related actions are Account Changes (see `class_of`).
 _ACCOUNT_CATEGORIES = frozenset({"admin", "data_change"})
+#: Verbs that make an event an Authentication whatever category its producer gave.
+_AUTH_VERBS = frozenset({"login", "logout"})
 #: Words that make an action about an account even when it names none (`ChangePassword`).
 _CREDENTIAL_WORDS = frozenset({"password", "mfa"})
 
@@ -60,7 +62,8 @@ _CREDENTIAL_WORDS = frozenset({"password", "mfa"})
 def class_of(record: dict[str, Any]) -> int:
     """The OCSF class_uid for a record:
 
-    - category `auth` -> Authentication (3002);
+    - category `auth`, or an action whose verb is a logon or logoff (`users.login`,
+      `ConsoleLogin`) whatever its category -> Authentication (3002);
     - category `admin` or `data_change` about an identity (resource type user, account,
       role, group or serviceaccount; an action such as `iam.user.create` or
       `aws.iam.CreateUser`; or an action about a password or MFA), or a `policy`
@@ -68,9 +71,9 @@ def class_of(record: dict[str, Any]) -> int:
     - everything else -> API Activity (6003).
     """
     category = record.get("category")
-    if category == "auth":
-        return AUTHENTICATION
     reading = read_action(text(record.get("action")) or "")
+    if category == "auth" or reading.verb in _AUTH_VERBS:
+        return AUTHENTICATION
     about_account = (account_kind(mapping(record.get("resource")).get("type")) is not None
                      or account_in_action(reading) is not None
                      or not _CREDENTIAL_WORDS.isdisjoint(reading.words))
