@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,9 +24,9 @@ from click.testing import CliRunner, Result
 
 import auditkeep.cli.main as ak_main  # first: it loads (and registers) every CLI module
 from auditkeep.cli.investigate import bar, caret, sparkline
-from auditkeep.datadir import DataDir
 from tests.cli.test_cli import ak, env_for
-from tests.conftest import ServerProcess, start_server
+from tests.conftest import ServerProcess
+from tests.server.helpers import seeded_server
 from tests.server.test_investigate import _events
 
 ALICE_FAILED = [30, 15, 0]  # actor:alice AND outcome:failure, newest first
@@ -39,15 +38,7 @@ def num(event_id: str) -> int:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = start_server(DataDir(tmp_path_factory.mktemp("inv-cli") / "data"))
-    with s.client() as c:
-        assert c.post("/v1/events", json=_events()).status_code == 201
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            lag = c.get("/v1/status").json()["logs"]["default"]["index"]
-            if lag and lag["lag"] == 0:
-                break
-            time.sleep(0.05)
+    s = seeded_server(tmp_path_factory.mktemp("inv-cli"), _events())
     yield s
     s.stop()
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import base64
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from auditkeep.datadir import DataDir
 from auditkeep.log import merkle
 from auditkeep.log.checkpoint import Checkpoint, open_checkpoint
 from auditkeep.log.note import Verifier
+from tests.conftest import ServerProcess, start_server
 
 
 def event(i: int = 0, **over: Any) -> dict[str, Any]:
@@ -47,3 +51,24 @@ def assert_included(client: httpx.Client, log: str, seq: int, cp: Checkpoint) ->
 
 def size_of(client: httpx.Client, log: str = "default") -> int:
     return int(client.get("/v1/status").json()["logs"].get(log, {"size": 0})["size"])
+
+
+def wait_indexed(c: httpx.Client, log: str = "default", timeout: float = 15.0) -> None:
+    """Until every committed entry of `log` is searchable."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lag = c.get("/v1/status").json()["logs"].get(log, {}).get("index")
+        if lag and lag["lag"] == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"log {log} not fully indexed within {timeout}s")
+
+
+def seeded_server(root: Path, events: list[dict[str, Any]]) -> ServerProcess:
+    """A real server on a fresh data directory holding `events`, all searchable."""
+    s = start_server(DataDir(root / "data"))
+    with s.client() as c:
+        r = c.post("/v1/events", json=events)
+        assert r.status_code == 201, r.text
+        wait_indexed(c)
+    return s

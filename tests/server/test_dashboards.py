@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 
 from auditkeep.datadir import DataDir
 from tests.conftest import ServerProcess, start_server
+from tests.server.helpers import wait_indexed
 from tests.server.test_reads import token
 from tests.server.test_sources_k8s import item_list, panther_items
 
@@ -39,8 +39,7 @@ def _fresh_k8s(n: int) -> list[dict[str, Any]]:
     items = []
     for item in panther_items()[:n]:
         item = copy.deepcopy(item)
-        stamp = _now(1).replace("Z", "000Z") if "." in _now(1) else _now(1)
-        item["requestReceivedTimestamp"] = item["stageTimestamp"] = stamp
+        item["requestReceivedTimestamp"] = item["stageTimestamp"] = _now(1)
         items.append(item)
     return items
 
@@ -53,12 +52,7 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         r = c.post("/v1/sources/k8s", content=item_list(_fresh_k8s(2)))
         assert r.status_code in (200, 201), r.text
         assert c.post("/v1/events", content=b"{bad").status_code == 400  # one refusal
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            lag = c.get("/v1/status").json()["logs"]["default"]["index"]
-            if lag and lag["lag"] == 0:
-                break
-            time.sleep(0.05)
+        wait_indexed(c)
     yield s
     s.stop()
 

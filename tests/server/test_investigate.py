@@ -14,8 +14,8 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from auditkeep.datadir import DataDir
-from tests.conftest import ServerProcess, start_server
+from tests.conftest import ServerProcess
+from tests.server.helpers import seeded_server
 from tests.server.test_reads import token
 
 BASE = "2026-11-01T02:00:00Z"
@@ -44,15 +44,7 @@ def _events() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = start_server(DataDir(tmp_path_factory.mktemp("inv") / "data"))
-    with s.client() as c:
-        assert c.post("/v1/events", json=_events()).status_code == 201
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            lag = c.get("/v1/status").json()["logs"]["default"]["index"]
-            if lag and lag["lag"] == 0:
-                break
-            time.sleep(0.05)
+    s = seeded_server(tmp_path_factory.mktemp("inv"), _events())
     yield s
     s.stop()
 

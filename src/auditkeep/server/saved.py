@@ -12,6 +12,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from auditkeep.auth import Principal
 from auditkeep.errors import FieldProblem, NotFoundError, ValidationError
 from auditkeep.pipeline.validate import problem_from_msgspec
 from auditkeep.query.lang import parse
@@ -31,6 +32,14 @@ class SavedBody(msgspec.Struct, forbid_unknown_fields=True):
     description: str | None = None
 
 
+def _reader(request: Request) -> tuple[Principal, str]:
+    """Saved searches are per tenant and need the read or audit scope."""
+    who = caller(request)
+    who.require("read", "audit")
+    params.only(request, {"tenant"})
+    return who, log_for(who, request.query_params.get("tenant"))
+
+
 def _name(request: Request) -> str:
     name: str = request.path_params["name"]
     if not NAME.fullmatch(name):
@@ -46,18 +55,12 @@ def _entry(s: Any) -> dict[str, Any]:
 
 
 async def list_saved(request: Request) -> Response:
-    who = caller(request)
-    who.require("read", "audit")
-    params.only(request, {"tenant"})
-    tenant = log_for(who, request.query_params.get("tenant"))
+    _, tenant = _reader(request)
     return json_response({"saved": [_entry(s) for s in node(request).store.saved_searches(tenant)]})
 
 
 async def get_saved(request: Request) -> Response:
-    who = caller(request)
-    who.require("read", "audit")
-    params.only(request, {"tenant"})
-    tenant = log_for(who, request.query_params.get("tenant"))
+    _, tenant = _reader(request)
     name = _name(request)
     for s in node(request).store.saved_searches(tenant):
         if s.name == name:
@@ -66,10 +69,7 @@ async def get_saved(request: Request) -> Response:
 
 
 async def put_saved(request: Request) -> Response:
-    who = caller(request)
-    who.require("read", "audit")
-    params.only(request, {"tenant"})
-    tenant = log_for(who, request.query_params.get("tenant"))
+    who, tenant = _reader(request)
     name = _name(request)
     raw = await request.body()
     if len(raw) > MAX_BODY:
@@ -95,10 +95,7 @@ async def put_saved(request: Request) -> Response:
 
 
 async def delete_saved(request: Request) -> Response:
-    who = caller(request)
-    who.require("read", "audit")
-    params.only(request, {"tenant"})
-    tenant = log_for(who, request.query_params.get("tenant"))
+    _, tenant = _reader(request)
     name = _name(request)
     if not node(request).store.delete_saved_search(tenant, name):
         raise NotFoundError(f"no saved search {name!r} in tenant {tenant!r}")

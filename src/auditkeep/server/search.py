@@ -89,17 +89,16 @@ def hits_to_page(request: Request, s: Scope, limit: int, *, oldest_first: bool =
 
 async def search_events(request: Request) -> Response:
     """`GET /v1/events`: the filter parameters."""
-    s = scope(request, EVENTS_PARAMS)
-    limit = params.integer_or(request, "limit", 100, lo=1, hi=MAX_LIMIT)
-    records, next_cursor = hits_to_page(request, s, limit)
-    await record_access(request, s.who, s.tenant, "search", dict(request.query_params),
-                        len(records))
-    return json_response({"events": records, "next_cursor": next_cursor})
+    return await _search(request, EVENTS_PARAMS)
 
 
 async def search(request: Request) -> Response:
     """`GET /v1/search`: the query language (or a saved search)."""
-    s = scope(request, SEARCH_PARAMS)
+    return await _search(request, SEARCH_PARAMS)
+
+
+async def _search(request: Request, allowed: set[str]) -> Response:
+    s = scope(request, allowed)
     limit = params.integer_or(request, "limit", 100, lo=1, hi=MAX_LIMIT)
     records, next_cursor = hits_to_page(request, s, limit)
     await record_access(request, s.who, s.tenant, "search", dict(request.query_params),
