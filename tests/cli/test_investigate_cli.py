@@ -23,7 +23,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 import auditkeep.cli.main as ak_main  # first: it loads (and registers) every CLI module
-from auditkeep.cli.investigate import bar, caret, sparkline
+from auditkeep.cli.query_api import caret
+from auditkeep.cli.render import bar, sparkline
 from tests.cli.test_cli import ak, env_for
 from tests.conftest import ServerProcess
 from tests.server.helpers import seeded_server

@@ -13,16 +13,9 @@ import click
 import orjson
 
 from auditkeep.cli.http import Api, url_option
-from auditkeep.cli.investigate import (
-    DEFAULT_COLUMNS,
-    EventTable,
-    QueryApi,
-    column_list,
-    console,
-    saved_path,
-    selection,
-)
 from auditkeep.cli.main import EXIT_FAILURE, EXIT_USAGE, CliError
+from auditkeep.cli.query_api import DEFAULT_COLUMNS, QueryApi, column_list, saved_path, selection
+from auditkeep.cli.render import EventTable, console
 from auditkeep.errors import ProofError
 from auditkeep.log import merkle
 from auditkeep.log.checkpoint import open_checkpoint

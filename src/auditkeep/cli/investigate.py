@@ -1,18 +1,10 @@
-"""`aggregate`, `context`, `export` and `saved`: investigating from the terminal.
-
-Also the pieces `search` shares with them: a query or a saved search (`QUERY`,
-`--saved`, `--since`, `--until`, `--tenant`), table columns as dotted paths, and a
-query syntax error shown with a caret under the column the server named.
-"""
+"""`aggregate`, `context`, `export` and `saved`: investigating from the terminal."""
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -20,289 +12,21 @@ from urllib.parse import quote
 import click
 import httpx
 import orjson
-from rich.cells import cell_len
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from auditkeep.cli.http import Api, describe_problem, url_option
+from auditkeep.cli.http import url_option
 from auditkeep.cli.main import EXIT_FAILURE, CliError
-
-QUERY_POINTER = "/query/query"  # where the server reports a query's syntax errors
-DEFAULT_COLUMNS = ("seq", "time", "actor", "action", "resource", "outcome")
-INTERVALS = ("auto", "1m", "5m", "15m", "1h", "6h", "1d", "7d")
-SAVED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-SPARKS = "▁▂▃▄▅▆▇█"  # ▁ is an empty bucket; any event at all shows as ▂ or higher
-EIGHTHS = "▏▎▍▌▋▊▉"
-BAR_WIDTH = 30
-MAX_CELL = 60  # widest column of a streamed (--all) table; longer cells fold
-
-
-# --- errors -------------------------------------------------------------------------
-
-
-class QueryProblem(CliError):
-    """A query the server could not parse: the usual one line, then the query with a
-    caret under the column the server named (and what it expected there)."""
-
-    def __init__(self, message: str, query: str, column: int, expected: str | None) -> None:
-        super().__init__(message, EXIT_FAILURE)
-        self.query = query
-        self.column = column
-        self.expected = expected
-
-    def show(self, file: Any = None) -> None:
-        super().show(file)
-        click.echo(caret(self.query, self.column, self.expected), err=True)
-
-
-def caret(query: str, column: int, expected: str | None = None) -> str:
-    """Two lines: the query, and `^` under its 1-based `column` (which may be one past
-    the end, for a query that ends too early)."""
-    shown = re.sub(r"[\t\r\n\v\f]", " ", query)
-    pad = cell_len(shown[:max(column - 1, 0)])
-    hint = f" expected {expected}" if expected else ""
-    return f"  {shown}\n  {' ' * pad}^{hint}"
-
-
-def problem(resp: httpx.Response, query: str | None) -> CliError:
-    """The CliError for an error answer; a `QueryProblem` when it names a column of the
-    query we sent."""
-    message = describe_problem(resp)
-    if query is not None and resp.status_code == 400:
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        errors = body.get("errors") if isinstance(body, dict) else None
-        for e in errors if isinstance(errors, list) else []:
-            if isinstance(e, dict) and e.get("pointer") == QUERY_POINTER \
-                    and isinstance(e.get("column"), int):
-                expected = e.get("expected")
-                return QueryProblem(message, query, e["column"],
-                                    expected if isinstance(expected, str) else None)
-    return CliError(message, EXIT_FAILURE)
-
-
-class QueryApi(Api):
-    """`Api` whose errors show a caret under a bad query, and that can stream a body."""
-
-    def __enter__(self) -> QueryApi:
-        return self
-
-    def call(self, method: str, path: str, *, query: str | None = None,
-             params: dict[str, Any] | None = None, **kw: Any) -> httpx.Response:
-        resp = self.raw(method, path, params=_clean(params), **kw)
-        if resp.status_code >= 400:
-            raise problem(resp, query)
-        return resp
-
-    @contextmanager
-    def stream(self, path: str, *, query: str | None, params: dict[str, Any]
-               ) -> Iterator[httpx.Response]:
-        with self._client.stream("GET", path, params=_clean(params)) as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                raise problem(resp, query)
-            yield resp
-
-
-def _clean(params: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if params is None else {k: v for k, v in params.items() if v is not None}
-
-
-# --- what to select: a query or a saved search ----------------------------------------
-
-
-def select_options(f: Any) -> Any:
-    """`[QUERY] [--saved NAME] [--since] [--until] [--tenant]`, in that order in --help."""
-    for opt in reversed((
-            click.argument("query", required=False),
-            click.option("--saved", default=None, metavar="NAME",
-                         help="Run this saved search (its query, since and until)."),
-            click.option("--since", help="RFC 3339, or 15m / 24h / 7d."),
-            click.option("--until", help="RFC 3339, or 15m / 24h / 7d."),
-            click.option("--tenant", default=None, help="Admin tokens: the tenant to read."))):
-        f = opt(f)
-    return f
-
-
-def selection(query: str | None, saved: str | None, since: str | None, until: str | None,
-              tenant: str | None) -> dict[str, Any]:
-    """The query parameters that select events; QUERY and --saved exclude each other."""
-    if query is not None and saved is not None:
-        raise click.UsageError("give a QUERY or --saved NAME, not both",
-                               click.get_current_context())
-    if saved is not None:
-        check_name(saved)
-        return {"saved": saved, "since": since, "until": until, "tenant": tenant}
-    return {"query": query or "", "since": since, "until": until, "tenant": tenant}
-
-
-def check_name(name: str) -> str:
-    if not SAVED_NAME.fullmatch(name):
-        raise click.UsageError(
-            f"{name!r} is not a saved search name (1-100 of A-Z a-z 0-9 . _ -, "
-            "starting with a letter or digit)", click.get_current_context())
-    return name
-
-
-def saved_path(name: str) -> str:
-    return f"/v1/saved-searches/{quote(check_name(name), safe='')}"
-
-
-def column_list(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    cols = [c.strip() for c in value.split(",") if c.strip()]
-    if not cols:
-        raise click.UsageError("--columns needs at least one dotted path, e.g. time,actor.id",
-                               click.get_current_context())
-    return cols
-
-
-# --- tables of events ---------------------------------------------------------------
-
-
-def lookup(obj: Any, path: str) -> Any:
-    """A dotted path into a record (`actor.id`, `metadata.amount`, `resources.0.uid`)."""
-    for part in path.split("."):
-        if isinstance(obj, dict):
-            obj = obj.get(part)
-        elif isinstance(obj, list) and part.isdigit() and int(part) < len(obj):
-            obj = obj[int(part)]
-        else:
-            return None
-    return obj
-
-
-def cell(event: dict[str, Any], column: str) -> str:
-    """The text of one cell. `actor` is the actor's id and `resource` is `type:id` (as the
-    default table has always shown them); any other object or list is compact JSON."""
-    if column == "actor":
-        return str(lookup(event, "actor.id") or "")
-    if column == "resource":
-        res = event.get("resource")
-        return f"{res.get('type')}:{res.get('id')}" if isinstance(res, dict) else ""
-    return scalar(lookup(event, column))
-
-
-def scalar(value: Any) -> str:
-    """A value as text: nothing for null, JSON spelling for booleans, objects and lists."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return orjson.dumps(value).decode()
-    return str(value)
-
-
-def console() -> Console:
-    """stdout; wide when it is not a terminal, so piped tables do not wrap at 80."""
-    return Console(width=200 if not sys.stdout.isatty() else None, highlight=False)
-
-
-class EventTable:
-    """Prints events as a table. `streamed`: one page at a time under one header, the
-    first page fixing the column widths so that later pages line up (`--all`)."""
-
-    def __init__(self, out: Console, columns: Iterable[str], *, marker: bool = False,
-                 streamed: bool = False) -> None:
-        self.out = out
-        self.columns = list(columns)
-        self.marker = marker
-        self.streamed = streamed
-        self.widths: list[int] | None = None
-
-    def print(self, events: list[dict[str, Any]], *, mark: str | None = None) -> None:
-        headers = ([""] if self.marker else []) + self.columns
-        rows = []
-        for e in events:
-            row = [cell(e, c) for c in self.columns]
-            if self.marker:
-                row.insert(0, "▶" if mark is not None and e.get("id") == mark else "")
-            rows.append(row)
-        first = self.widths is None
-        if self.streamed and self.widths is None:
-            self.widths = [min(MAX_CELL, max([cell_len(h)] + [cell_len(r[i]) for r in rows]))
-                           for i, h in enumerate(headers)]
-        table = Table(box=None, header_style="bold", show_header=first or not self.streamed)
-        for i, h in enumerate(headers):
-            table.add_column(Text(h), overflow="fold",
-                             width=self.widths[i] if self.streamed and self.widths else None)
-        for row in rows:
-            marked = self.marker and row[0] != ""
-            table.add_row(*(Text(v) for v in row), style="bold reverse" if marked else None)
-        self.out.print(table)
-
-
-# --- aggregate ------------------------------------------------------------------------
-
-
-def bar(count: int, top: int, width: int = BAR_WIDTH) -> str:
-    """A horizontal bar `count/top` of `width` cells, to an eighth of a cell."""
-    if top <= 0 or count <= 0:
-        return ""
-    eighths = max(1, round(count / top * width * 8))
-    full, rest = divmod(eighths, 8)
-    return "█" * full + (EIGHTHS[rest - 1] if rest else "")
-
-
-def sparkline(counts: list[int]) -> str:
-    """One block per count, scaled to the largest; zero is ▁, any other count ▂ to █."""
-    top = max(counts, default=0)
-    return "".join(SPARKS[0] if c <= 0 else SPARKS[max(1, math.ceil(c * 7 / top))]
-                   for c in counts)
-
-
-def histogram_lines(h: dict[str, Any], max_width: int) -> list[str]:
-    """The histogram as a heading, a sparkline (buckets merged when there are more than
-    `max_width`) with its max count, and the first and last bucket's start time."""
-    buckets = h.get("buckets") or []
-    interval = h.get("interval", "?")
-    if not buckets:
-        return [f"events per {interval}: no buckets (no events in this log)"]
-    per = math.ceil(len(buckets) / max_width)
-    counts = [sum(b["count"] for b in buckets[i:i + per]) for i in range(0, len(buckets), per)]
-    merged = f", {per} buckets per block" if per > 1 else ""
-    first, last = buckets[0]["start"], buckets[-1]["start"]
-    spark = sparkline(counts)
-    gap = len(spark) - len(first) - len(last)
-    times = f"{first}{' ' * gap}{last}" if gap >= 2 else f"{first} → {last}"
-    return [f"events per {interval} ({len(buckets)} buckets{merged})",
-            f"{spark}  max {max(counts)} per {'block' if per > 1 else interval}", times]
-
-
-def print_aggregate(out: Console, body: dict[str, Any]) -> None:
-    total = int(body.get("total") or 0)
-    out.print(f"total: {total} event{'s' if total != 1 else ''}")
-    groups = body.get("groups")
-    if groups is not None:
-        keys = body.get("group_by") or ["key"]
-        top = max((g["count"] for g in groups), default=0)
-        table = Table(box=None, header_style="bold")
-        for k in keys:
-            table.add_column(Text(k))
-        table.add_column("count", justify="right")
-        table.add_column("share", justify="right")
-        table.add_column("")
-        for g in groups:
-            values = [Text("(none)", style="dim") if v is None else Text(scalar(v))
-                      for v in g["key"]]
-            share = f"{100 * g['count'] / total:.1f}%" if total else ""
-            table.add_row(*values, str(g["count"]), share, bar(g["count"], top))
-        out.print()
-        if groups:
-            out.print(table)
-        else:
-            out.print("no groups")
-    for field, n in (body.get("distinct") or {}).items():
-        out.print(f"distinct {field}: {n}")
-    if body.get("histogram") is not None:
-        out.print()
-        for line in histogram_lines(body["histogram"], max(10, min(120, out.width - 2))):
-            out.print(Text(line), overflow="ignore", crop=False)
+from auditkeep.cli.query_api import (
+    DEFAULT_COLUMNS,
+    INTERVALS,
+    QueryApi,
+    column_list,
+    saved_path,
+    select_options,
+    selection,
+)
+from auditkeep.cli.render import EventTable, cell, console, print_aggregate
 
 
 @click.command()
