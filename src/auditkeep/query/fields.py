@@ -129,6 +129,33 @@ def column_values(rec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def free_text(rec: dict[str, Any]) -> str:
+    """What free-text search sees: action, actor id, resources, reason, metadata values.
+    Personal values are never indexed: erasure stays complete and non-personal scopes
+    cannot probe them."""
+    parts: list[str] = [rec["action"], rec["actor"]["id"]]
+    for r in [rec.get("resource"), *(rec.get("targets") or [])]:
+        if r:
+            parts.extend(str(v) for v in r.values())
+    if "reason" in rec:
+        parts.append(rec["reason"])
+    src = rec.get("source")
+    if src:
+        parts.extend(str(v) for v in src.values())
+    md = rec.get("metadata")
+    if md:
+        stack: list[Any] = [md]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+            elif node is not None:
+                parts.append(str(node))
+    return " ".join(parts)
+
+
 def leaves(rec: dict[str, Any], raw: Any = None) -> list[tuple[str, str | int | float]]:
     """Every (path, value) of the record not held in a column, then those of the raw
     source object under `raw.` (JSON raws only), at most MAX_LEAVES, deduplicated."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from auditkeep.errors import FieldProblem, StorageError, ValidationError
 from auditkeep.query.ast import Node
-from auditkeep.query.fields import column_values, leaves
+from auditkeep.query.fields import column_values, free_text, leaves
 from auditkeep.query.sql import Condition, compile_where
 from auditkeep.storage.sqlite import Connections, mapped_errors
 
@@ -64,33 +64,6 @@ CREATE TABLE IF NOT EXISTS cursors (log_id INTEGER PRIMARY KEY, seq INTEGER NOT 
 # Bump when SCHEMA changes: the index is derived, so an old one is dropped and rebuilt.
 SCHEMA_VERSION = 3
 TABLES = ("events_fts", "events", "attrs", "cursors")
-
-
-def free_text(rec: dict[str, Any]) -> str:
-    """What free-text search sees: action, actor id, resources, reason, metadata values.
-    Personal values are never indexed: erasure stays complete and non-personal scopes
-    cannot probe them."""
-    parts: list[str] = [rec["action"], rec["actor"]["id"]]
-    for r in [rec.get("resource"), *(rec.get("targets") or [])]:
-        if r:
-            parts.extend(str(v) for v in r.values())
-    if "reason" in rec:
-        parts.append(rec["reason"])
-    src = rec.get("source")
-    if src:
-        parts.extend(str(v) for v in src.values())
-    md = rec.get("metadata")
-    if md:
-        stack: list[Any] = [md]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, dict):
-                stack.extend(node.values())
-            elif isinstance(node, list):
-                stack.extend(node)
-            elif node is not None:
-                parts.append(str(node))
-    return " ".join(parts)
 
 
 def index_row(log_id: int, rec: dict[str, Any]) -> tuple[Any, ...]:

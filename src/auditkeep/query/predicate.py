@@ -42,12 +42,10 @@ class Doc:
 
     @classmethod
     def of(cls, rec: dict[str, Any], raw: Any = None) -> Doc:
-        from auditkeep.query.index import free_text  # the index owns what text it keeps
-
         attrs: dict[str, list[Scalar]] = {}
         for k, v in fields.leaves(rec, raw):
             attrs.setdefault(k, []).append(v)
-        return cls(fields.column_values(rec), attrs, tokens(free_text(rec)))
+        return cls(fields.column_values(rec), attrs, tokens(fields.free_text(rec)))
 
 
 Predicate = Callable[[Doc], bool]
