@@ -67,8 +67,12 @@ def wait_indexed(c: httpx.Client, log: str = "default", timeout: float = 15.0) -
 def seeded_server(root: Path, events: list[dict[str, Any]]) -> ServerProcess:
     """A real server on a fresh data directory holding `events`, all searchable."""
     s = start_server(DataDir(root / "data"))
-    with s.client() as c:
-        r = c.post("/v1/events", json=events)
-        assert r.status_code == 201, r.text
-        wait_indexed(c)
+    try:
+        with s.client() as c:
+            r = c.post("/v1/events", json=events)
+            assert r.status_code == 201, r.text
+            wait_indexed(c)
+    except BaseException:
+        s.stop()  # a fixture that fails before its yield is never torn down
+        raise
     return s
