@@ -47,14 +47,16 @@ def _fresh_k8s(n: int) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     s = start_server(DataDir(tmp_path_factory.mktemp("dash") / "data"))
-    with s.client() as c:
-        assert c.post("/v1/events", json=_events()).status_code == 201
-        r = c.post("/v1/sources/k8s", content=item_list(_fresh_k8s(2)))
-        assert r.status_code in (200, 201), r.text
-        assert c.post("/v1/events", content=b"{bad").status_code == 400  # one refusal
-        wait_indexed(c)
-    yield s
-    s.stop()
+    try:
+        with s.client() as c:
+            assert c.post("/v1/events", json=_events()).status_code == 201
+            r = c.post("/v1/sources/k8s", content=item_list(_fresh_k8s(2)))
+            assert r.status_code in (200, 201), r.text
+            assert c.post("/v1/events", content=b"{bad").status_code == 400  # one refusal
+            wait_indexed(c)
+        yield s
+    finally:
+        s.stop()
 
 
 def panels(srv: ServerProcess, name: str, tok: str | None = None) -> dict[str, Any]:
