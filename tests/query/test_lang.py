@@ -97,6 +97,7 @@ ERRORS = [
     ("actor.nme:x", 1, "actor has no field 'nme'; expected one of", "schema v1 field"),
     ("actor.id.x:y", 1, "actor.id has no fields below it", "schema v1 field"),
     ("actor.email:a@b.c", 1, "personal data", "schema v1 field"),
+    ("tenant:acme", 1, "choose it with the tenant parameter", "schema v1 field"),
     ("time:yesterday", 6, "is not a time", "now-15m"),
     ("time:a*", 6, "takes no wildcards", "a range"),
     ("seq:1.5", 5, "not a whole number", "whole number"),

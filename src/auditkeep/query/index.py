@@ -40,7 +40,6 @@ CREATE TABLE IF NOT EXISTS events (
     request_id TEXT
 );
 CREATE INDEX IF NOT EXISTS ev_time ON events (log_id, time_us);
-CREATE INDEX IF NOT EXISTS ev_seq ON events (log_id, seq);
 CREATE INDEX IF NOT EXISTS ev_actor ON events (log_id, actor, time_us);
 CREATE INDEX IF NOT EXISTS ev_action ON events (log_id, action, time_us);
 CREATE INDEX IF NOT EXISTS ev_resource ON events (log_id, rtype, rid, time_us);
@@ -64,6 +63,7 @@ CREATE TABLE IF NOT EXISTS cursors (log_id INTEGER PRIMARY KEY, seq INTEGER NOT 
 # Bump when SCHEMA changes: the index is derived, so an old one is dropped and rebuilt.
 SCHEMA_VERSION = 3
 TABLES = ("events_fts", "events", "attrs", "cursors")
+WRITER_CACHE_KIB = 512 * 1024
 
 
 def index_row(log_id: int, rec: dict[str, Any]) -> tuple[Any, ...]:
@@ -125,6 +125,9 @@ class SearchIndex:
         self._write_lock = threading.Lock()
         with mapped_errors(f"opening {self.path}"):
             self._writer = self._conns.new()
+            # Index pages are touched at random as rows arrive (actors, actions, attrs
+            # values); a larger cache for the one writer keeps more of them in memory.
+            self._writer.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
             version = self._writer.execute("PRAGMA user_version").fetchone()[0]
             if version != SCHEMA_VERSION:
                 for table in TABLES:
