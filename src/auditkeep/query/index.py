@@ -58,11 +58,13 @@ CREATE TABLE IF NOT EXISTS attrs (
 ) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5 (text, content='');
 CREATE TABLE IF NOT EXISTS cursors (log_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS field_cursors (log_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS ev_seq ON events (log_id, seq);
 """
 
 # Bump when SCHEMA changes: the index is derived, so an old one is dropped and rebuilt.
-SCHEMA_VERSION = 3
-TABLES = ("events_fts", "events", "attrs", "cursors")
+SCHEMA_VERSION = 4
+TABLES = ("events_fts", "events", "attrs", "cursors", "field_cursors")
 WRITER_CACHE_KIB = 512 * 1024
 
 
@@ -116,6 +118,22 @@ class Window:
         return Condition(" AND ".join(parts) or "1", args)
 
 
+def _cursor(w: sqlite3.Connection, table: str, log_id: int) -> int:
+    row = w.execute(f"SELECT seq FROM {table} WHERE log_id = ?", (log_id,)).fetchone()  # noqa: S608 -- fixed table names
+    return int(row[0]) if row else 0
+
+
+def _move(w: sqlite3.Connection, table: str, log_id: int, seq: int) -> None:
+    w.execute(f"INSERT INTO {table} (log_id, seq) VALUES (?, ?) ON CONFLICT (log_id) "  # noqa: S608
+              "DO UPDATE SET seq = excluded.seq", (log_id, seq))
+
+
+def _insert_fields(w: sqlite3.Connection, rows: list[tuple[int, dict[str, Any]]],
+                   raws: dict[int, Any]) -> None:
+    w.executemany("INSERT OR IGNORE INTO attrs (key, value, rowid) VALUES (?, ?, ?)",
+                  [(k, v, rowid) for rowid, r in rows for k, v in leaves(r, raws.get(r["seq"]))])
+
+
 class SearchIndex:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -143,20 +161,25 @@ class SearchIndex:
     def cursors(self) -> dict[int, int]:
         return dict(self._reader().execute("SELECT log_id, seq FROM cursors").fetchall())
 
+    def field_cursors(self) -> dict[int, int]:
+        """How far each log's `attrs` rows (every field beyond the columns) go."""
+        return dict(self._reader().execute("SELECT log_id, seq FROM field_cursors").fetchall())
+
     def add(self, log_id: int, records: Sequence[dict[str, Any]], next_seq: int,
-            raws: dict[int, Any] | None = None) -> bool:
+            raws: dict[int, Any] | None = None, *, fields: bool = True) -> bool:
         """Index `records` (consecutive, from the log's cursor) and move the cursor.
         `raws` maps seq -> the parsed raw source object of records that have one.
+        With `fields=False` only the columns and free text are written, and
+        `add_fields` must follow (the indexer does this so the hot fields stay
+        searchable within a second under load; the `attrs` rows cost twice as much).
         False, and nothing written, if the cursor moved meanwhile (another indexer)."""
-        raws = raws or {}
         rows = [index_row(log_id, r) for r in records]
         texts = [free_text(r) for r in records]
         with self._write_lock, mapped_errors("writing the search index"):
             w = self._writer
             w.execute("BEGIN IMMEDIATE")
             try:
-                row = w.execute("SELECT seq FROM cursors WHERE log_id = ?", (log_id,)).fetchone()
-                if (row[0] if row else 0) != next_seq - len(records):
+                if _cursor(w, "cursors", log_id) != next_seq - len(records):
                     w.execute("ROLLBACK")
                     return False
                 start = w.execute("SELECT coalesce(max(rowid), 0) + 1 FROM events").fetchone()[0]
@@ -165,14 +188,36 @@ class SearchIndex:
                     "outcome, category, severity, rtype, rid, service, trace_id, request_id) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(start + i, *row) for i, row in enumerate(rows)])
-                w.executemany(
-                    "INSERT OR IGNORE INTO attrs (key, value, rowid) VALUES (?, ?, ?)",
-                    [(k, v, start + i) for i, r in enumerate(records)
-                     for k, v in leaves(r, raws.get(r["seq"]))])
                 w.executemany("INSERT INTO events_fts (rowid, text) VALUES (?, ?)",
                               [(start + i, t) for i, t in enumerate(texts)])
-                w.execute("INSERT INTO cursors (log_id, seq) VALUES (?, ?) ON CONFLICT (log_id) "
-                          "DO UPDATE SET seq = excluded.seq", (log_id, next_seq))
+                _move(w, "cursors", log_id, next_seq)
+                if fields:
+                    _insert_fields(w, [(start + i, r) for i, r in enumerate(records)], raws or {})
+                    _move(w, "field_cursors", log_id, next_seq)
+                w.execute("COMMIT")
+            except BaseException:
+                w.execute("ROLLBACK")
+                raise
+        return True
+
+    def add_fields(self, log_id: int, records: Sequence[dict[str, Any]], next_seq: int,
+                   raws: dict[int, Any] | None = None) -> bool:
+        """The `attrs` rows of records already added with `fields=False`, consecutive
+        from the log's field cursor. False, and nothing written, if that moved."""
+        with self._write_lock, mapped_errors("writing the search index"):
+            w = self._writer
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                first = next_seq - len(records)
+                if _cursor(w, "field_cursors", log_id) != first or \
+                        _cursor(w, "cursors", log_id) < next_seq:
+                    w.execute("ROLLBACK")
+                    return False
+                rowids = dict(w.execute(
+                    "SELECT seq, rowid FROM events WHERE log_id = ? AND seq >= ? AND seq < ?",
+                    (log_id, first, next_seq)).fetchall())
+                _insert_fields(w, [(rowids[r["seq"]], r) for r in records], raws or {})
+                _move(w, "field_cursors", log_id, next_seq)
                 w.execute("COMMIT")
             except BaseException:
                 w.execute("ROLLBACK")
