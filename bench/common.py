@@ -131,3 +131,9 @@ def scratch(name: str) -> Path:
         shutil.rmtree(base)
     base.mkdir(parents=True)
     return base
+
+
+def bench_dir(name: str) -> Path:
+    """`$AUDITKEEP_BENCH_DIR/name` as it is (not emptied, unlike `scratch`), for data a
+    benchmark builds once and reuses."""
+    return Path(os.environ.get("AUDITKEEP_BENCH_DIR", "/tmp/auditkeep-bench")) / name
