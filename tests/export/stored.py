@@ -34,6 +34,13 @@ def store(events: list[dict[str, Any]], *, personal: bool = True, first_seq: int
     return out
 
 
+def stored_event(**fields: Any) -> dict[str, Any]:
+    """One stored record of a small `orders.delete` by alice, with `fields` over it."""
+    base: dict[str, Any] = {"action": "orders.delete", "actor": {"id": "alice", "type": "user"},
+                            "outcome": "success"}
+    return store([{**base, **fields}])[0]
+
+
 def k8s_secret_create(*, personal: bool = True) -> dict[str, Any]:
     """The Falco sample's first item: `admin` creates a bootstrap token secret."""
     body = json.loads((DATA / "k8s" / "eventlist_v1_from_falco.json").read_text())

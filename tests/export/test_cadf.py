@@ -13,14 +13,8 @@ from tests.export.stored import (
     GET_PASSWORD_DATA,
     cloudtrail_record,
     k8s_secret_create,
-    store,
+    stored_event,
 )
-
-
-def _event(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"action": "orders.delete", "actor": {"id": "alice", "type": "user"},
-                            "outcome": "success"}
-    return store([{**base, **fields}])[0]
 
 
 def _attachments(out: dict[str, Any]) -> dict[str, tuple[str, Any]]:
@@ -109,13 +103,13 @@ class TestTaxonomy:
         ("orders.ship", "data_change", "unknown"),
     ])
     def test_action(self, action: str, category: str, cadf: str) -> None:
-        assert to_cadf(_event(action=action, category=category))["action"] == cadf
+        assert to_cadf(stored_event(action=action, category=category))["action"] == cadf
 
     @pytest.mark.parametrize(("outcome", "cadf", "reason"), [
         ("success", "success", None), ("failure", "failure", "failure"),
         ("denied", "failure", "denied"), ("unknown", "unknown", None)])
     def test_outcome_and_reason(self, outcome: str, cadf: str, reason: str | None) -> None:
-        out = to_cadf(_event(outcome=outcome))
+        out = to_cadf(stored_event(outcome=outcome))
         assert out["outcome"] == cadf
         assert out.get("reason", {}).get("reasonCode") == reason
 
@@ -123,7 +117,7 @@ class TestTaxonomy:
         ("user", "service/security/account/user"), ("service", "service"),
         ("system", "service"), ("anonymous", "unknown")])
     def test_initiator_type(self, actor_type: str, type_uri: str) -> None:
-        out = to_cadf(_event(actor={"id": "x", "type": actor_type}))
+        out = to_cadf(stored_event(actor={"id": "x", "type": actor_type}))
         assert out["initiator"]["typeURI"] == type_uri
 
     @pytest.mark.parametrize(("resource_type", "type_uri"), [
@@ -132,12 +126,12 @@ class TestTaxonomy:
         ("pods", "data/workload/app"), ("ec2:instance", "compute/machine"),
         ("invoice", "data")])
     def test_target_type(self, resource_type: str, type_uri: str) -> None:
-        out = to_cadf(_event(resource={"type": resource_type, "id": "r1"}))
+        out = to_cadf(stored_event(resource={"type": resource_type, "id": "r1"}))
         assert out["target"] == {"id": "r1", "typeURI": type_uri}
 
     def test_severity_changes_and_metadata(self) -> None:
         changes = [{"field": "status", "before": "open", "after": "closed"}]
-        out = to_cadf(_event(severity="warning", changes=changes, metadata={"amount": 120.5}))
+        out = to_cadf(stored_event(severity="warning", changes=changes, metadata={"amount": 120.5}))
         assert out["severity"] == "warning"
         att = _attachments(out)
         assert att["changes"] == ("application/json", changes)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from auditkeep.export.ecs import ECS_VERSION, to_ecs
@@ -14,14 +12,8 @@ from tests.export.stored import (
     GET_PASSWORD_DATA,
     cloudtrail_record,
     k8s_secret_create,
-    store,
+    stored_event,
 )
-
-
-def _event(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"action": "orders.delete", "actor": {"id": "alice", "type": "user"},
-                            "outcome": "success"}
-    return store([{**base, **fields}])[0]
 
 
 class TestKubernetesRecord:
@@ -120,7 +112,7 @@ class TestCategorisation:
     ])
     def test_category_and_type(self, category: str, action: str, categories: list[str],
                                types: list[str]) -> None:
-        out = to_ecs(_event(category=category, action=action))
+        out = to_ecs(stored_event(category=category, action=action))
         assert out["event"]["category"] == categories
         assert out["event"]["type"] == types
 
@@ -128,33 +120,34 @@ class TestCategorisation:
         ("success", "success"), ("failure", "failure"), ("denied", "failure"),
         ("unknown", "unknown")])
     def test_outcome(self, outcome: str, ecs: str) -> None:
-        assert to_ecs(_event(outcome=outcome))["event"]["outcome"] == ecs
+        assert to_ecs(stored_event(outcome=outcome))["event"]["outcome"] == ecs
 
     @pytest.mark.parametrize(("severity", "number"), [
         ("info", 1), ("notice", 2), ("warning", 3), ("critical", 5)])
     def test_severity(self, severity: str, number: int) -> None:
-        out = to_ecs(_event(severity=severity))
+        out = to_ecs(stored_event(severity=severity))
         assert out["event"]["severity"] == number
         assert out["log"] == {"level": severity}
 
 
 class TestUsers:
     def test_impersonation_puts_the_real_caller_in_user(self) -> None:
-        out = to_ecs(_event(actor={"id": "system:serviceaccount:ci:deployer", "type": "service",
-                                   "impersonator": {"id": "alice", "type": "user"}}))
+        out = to_ecs(stored_event(actor={
+            "id": "system:serviceaccount:ci:deployer", "type": "service",
+            "impersonator": {"id": "alice", "type": "user"}}))
         assert out["user"] == {"id": "alice",
                                "effective": {"id": "system:serviceaccount:ci:deployer"}}
         assert out["related"]["user"] == ["system:serviceaccount:ci:deployer", "alice"]
 
     @pytest.mark.parametrize("ip", ["10.0.0.7", "2001:db8::1"])
     def test_an_address_is_the_source_ip(self, ip: str) -> None:
-        out = to_ecs(_event(actor={"id": "bob", "type": "user", "ip": ip}))
+        out = to_ecs(stored_event(actor={"id": "bob", "type": "user", "ip": ip}))
         assert out["source"] == {"ip": ip}
         assert out["related"]["ip"] == [ip]
         assert "ip" not in out["auditkeep"]["actor"]
 
     def test_a_user_resource_is_the_target_user(self) -> None:
-        out = to_ecs(_event(action="users.disable", category="admin",
+        out = to_ecs(stored_event(action="users.disable", category="admin",
                             actor={"id": "alice", "type": "user", "name": "Alice",
                                    "email": "alice@example.com"},
                             resource={"type": "user", "id": "u-7", "name": "bob"}))
@@ -164,13 +157,13 @@ class TestUsers:
         assert out["related"]["user"] == ["alice", "u-7"]
 
     def test_a_group_resource_is_the_group(self) -> None:
-        out = to_ecs(_event(action="groups.update", category="admin",
+        out = to_ecs(stored_event(action="groups.update", category="admin",
                             resource={"type": "group", "id": "g-1", "name": "ops"}))
         assert out["group"] == {"id": "g-1", "name": "ops"}
         assert "target" not in out["user"]
 
     def test_source_trace_and_custom_fields(self) -> None:
-        record = _event(source={"service": "shop", "version": "2.1", "environment": "prod",
+        record = stored_event(source={"service": "shop", "version": "2.1", "environment": "prod",
                                 "host": "web-3", "region": "eu-1"},
                         trace_id="4bf92f3577b34da6a3ce929d0e0e4736", span_id="00f067aa0ba902b7",
                         targets=[{"type": "invoice", "id": "7"}],

@@ -15,16 +15,11 @@ from tests.export.stored import (
     GET_PASSWORD_DATA,
     cloudtrail_record,
     k8s_secret_create,
-    store,
+    stored_event,
 )
 
 PRODUCT = {"name": "auditkeep", "vendor_name": "auditkeep", "version": __version__}
 
-
-def _event(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"action": "orders.delete", "actor": {"id": "alice", "type": "user"},
-                            "outcome": "success"}
-    return store([{**base, **fields}])[0]
 
 
 class TestKubernetesRecord:
@@ -170,17 +165,17 @@ class TestClassSelection:
     ])
     def test_class_and_activity(self, fields: dict[str, Any], class_uid: int,
                                 activity_id: int) -> None:
-        out = to_ocsf(_event(**fields))
+        out = to_ocsf(stored_event(**fields))
         assert (out["class_uid"], out["activity_id"]) == (class_uid, activity_id)
         assert out["type_uid"] == class_uid * 100 + activity_id
 
     def test_other_activities_are_named_other(self) -> None:
-        out = to_ocsf(_event(action="orders.ship"))
+        out = to_ocsf(stored_event(action="orders.ship"))
         assert out["activity_name"] == "Other"
         assert out["type_name"] == "API Activity: Other"
 
     def test_account_change_user_is_the_identity_changed(self) -> None:
-        out = to_ocsf(_event(action="iam.user.disable", category="admin",
+        out = to_ocsf(stored_event(action="iam.user.disable", category="admin",
                              resource={"type": "user", "id": "u-9", "name": "bob"},
                              source={"service": "iam", "host": "idp-1"}))
         assert out["user"] == {"uid": "u-9", "name": "bob", "type": "user"}
@@ -193,25 +188,25 @@ class TestFields:
         ("info", 1, "Informational"), ("notice", 2, "Low"), ("warning", 3, "Medium"),
         ("critical", 5, "Critical")])
     def test_severity(self, severity: str, severity_id: int, name: str) -> None:
-        out = to_ocsf(_event(severity=severity))
+        out = to_ocsf(stored_event(severity=severity))
         assert (out["severity_id"], out["severity"]) == (severity_id, name)
 
     @pytest.mark.parametrize(("outcome", "status_id", "status"), [
         ("success", 1, "Success"), ("failure", 2, "Failure"), ("denied", 2, "Failure"),
         ("unknown", 0, "Unknown")])
     def test_status(self, outcome: str, status_id: int, status: str) -> None:
-        out = to_ocsf(_event(outcome=outcome))
+        out = to_ocsf(stored_event(outcome=outcome))
         assert (out["status_id"], out["status"]) == (status_id, status)
 
     @pytest.mark.parametrize(("actor_type", "type_id", "name"), [
         ("user", 1, "User"), ("system", 3, "System"), ("service", 99, "Service"),
         ("anonymous", 99, "Anonymous")])
     def test_actor_type(self, actor_type: str, type_id: int, name: str) -> None:
-        out = to_ocsf(_event(actor={"id": "x", "type": actor_type}))
+        out = to_ocsf(stored_event(actor={"id": "x", "type": actor_type}))
         assert out["actor"]["user"] == {"uid": "x", "type_id": type_id, "type": name}
 
     def test_trace_email_targets_changes_and_impersonator(self) -> None:
-        record = _event(
+        record = stored_event(
             actor={"id": "alice", "type": "user", "email": "alice@example.com",
                    "impersonator": {"id": "root-admin", "type": "user"}},
             trace_id="4bf92f3577b34da6a3ce929d0e0e4736", span_id="00f067aa0ba902b7",
