@@ -3,7 +3,8 @@
     DATA/auditkeep.db        the logs (SQLite, WAL, synchronous=FULL)
     DATA/search.db           the search index (rebuildable from the logs)
     DATA/keys/*.key          Ed25519 signing keys (0600)
-    DATA/journal/*.checkpoints  every persisted checkpoint, appended (rollback evidence)
+    DATA/journal/*.checkpoints  persisted checkpoints, appended (rollback evidence),
+                             thinned out hourly like the stored ones (log/compaction.py)
     DATA/admin.token         the bootstrap admin token (0600)
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from auditkeep.auth import create_token
 from auditkeep.errors import ConfigError
+from auditkeep.log.compaction import HOUR, CheckpointCompactor
 from auditkeep.log.keys import KeyRing, write_secret
 from auditkeep.log.service import LogService
 from auditkeep.query.index import SearchIndex
@@ -85,12 +87,19 @@ class Node:
     created_admin_token: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     rejections: dict[int, int] = field(default_factory=dict)  # ingest refusals by status
+    compactor: CheckpointCompactor | None = None
 
-    def start(self) -> None:
+    def start(self, compact_every: float = HOUR) -> None:
+        """Start the indexer, and checkpoint compaction now and every `compact_every` s."""
         if self.indexer is not None:
             self.indexer.start()
+        if self.compactor is None:
+            self.compactor = CheckpointCompactor(self.logs.compact_checkpoints, compact_every)
+            self.compactor.start()
 
     def close(self) -> None:
+        if self.compactor is not None:
+            self.compactor.stop()
         self.logs.close()
         if self.indexer is not None:
             self.indexer.notify()

@@ -126,6 +126,19 @@ class TestLogs:
         latest = store.latest_checkpoint(log.id)
         assert latest is not None and latest.size == 3
 
+    def test_checkpoints_are_deleted_by_size_and_root_only(self, store: Backend) -> None:
+        log = store.open_log("acme", "o/acme")
+        other = store.open_log("other", "o/other")
+        for size in (1, 2, 3):
+            store.put_checkpoint(log.id, StoredCheckpoint(size, b"r" * 32, f"n{size}", "t"))
+        store.put_checkpoint(log.id, StoredCheckpoint(2, b"f" * 32, "fork", "t"))
+        store.put_checkpoint(other.id, StoredCheckpoint(2, b"r" * 32, "o2", "t"))
+        assert store.delete_checkpoints(log.id, [(2, b"r" * 32), (3, b"x" * 32)]) == 1
+        assert [(c.size, c.note) for c in store.checkpoints(log.id)] == [
+            (1, "n1"), (2, "fork"), (3, "n3")]
+        assert [c.note for c in store.checkpoints(other.id)] == ["o2"]
+        assert store.delete_checkpoints(log.id, []) == 0
+
 
 class TestTokens:
     def test_tokens_are_found_by_hash_and_revoked_once(self, store: Backend) -> None:

@@ -55,6 +55,7 @@ def _register() -> None:
         config_cmd,
         import_cmd,
         investigate,
+        journal_cmd,
         schemas_cmd,
         serve,
         verify_cmd,
@@ -69,6 +70,7 @@ def _register() -> None:
     cli.add_command(investigate.saved)
     cli.add_command(client_cmds.proof)
     cli.add_command(verify_cmd.verify)
+    cli.add_command(journal_cmd.journal)
     cli.add_command(admin.keys)
     cli.add_command(admin.tokens)
     cli.add_command(agent_cmd.agent)

@@ -7,9 +7,9 @@ separate, as in tessera; this class only wires them and applies log-level rules.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -21,6 +21,7 @@ import orjson
 from auditkeep.errors import ConfigError, FieldProblem, NoteError, NotFoundError, ValidationError
 from auditkeep.log import merkle
 from auditkeep.log.checkpoint import open_checkpoint
+from auditkeep.log.compaction import Compaction, append_note, compact_log
 from auditkeep.log.keys import KeyRing
 from auditkeep.log.sequencer import AppendResult, Sequencer
 from auditkeep.pipeline.prepare import Pending
@@ -103,28 +104,35 @@ class LogService:
     def _journal(self, name: str, note: str) -> None:
         """Append each persisted checkpoint to a plain file outside the database, so a
         database restored from an older copy is caught by `verify` (rollback)."""
-        if self._journal_dir is None:
+        path = self.journal_path(name)
+        if path is None:
             return
-        path = self._journal_dir / f"{name}.checkpoints"
         try:
-            self._journal_dir.mkdir(parents=True, exist_ok=True)
-            with open(path, "ab") as f:
-                f.write(note.encode() + b"\x00\n")
-                f.flush()
-                os.fsync(f.fileno())
+            append_note(path, note)  # under the lock a compaction of the journal takes
         except OSError:
             # The commit is durable already; failing it now would tell the producer a
             # lie. The journal is evidence only: log loudly, keep serving.
             log.exception("could not append to the checkpoint journal %s", path)
 
+    def journal_path(self, name: str) -> Path | None:
+        return None if self._journal_dir is None else self._journal_dir / f"{name}.checkpoints"
+
+    def compact_checkpoints(self, now: float | None = None) -> list[Compaction]:
+        """Thin out every log's stored checkpoints and journal (log/compaction.py)."""
+        now = time.time() if now is None else now
+        done = []
+        for info in self.store.list_logs():
+            verifiers = [k.verifier(info.origin) for k in self.keys.published()]
+            done.append(compact_log(self.store, info, verifiers, self.journal_path(info.name),
+                                    now))
+        return done
+
     def _check_not_rolled_back(self, info: LogInfo) -> None:
         """Refuse to write to a log whose database is older than its checkpoint journal
         (restored from an old copy, or truncated): appending would sign checkpoints that
         fork from ones already handed out."""
-        if self._journal_dir is None:
-            return
-        path = self._journal_dir / f"{info.name}.checkpoints"
-        if not path.exists():
+        path = self.journal_path(info.name)
+        if path is None or not path.exists():
             return
         with open(path, "rb") as f:
             f.seek(max(0, path.stat().st_size - 8192))

@@ -164,6 +164,14 @@ class MemoryBackend:
         cps = self.checkpoints(log_id)
         return cps[-1] if cps else None
 
+    def delete_checkpoints(self, log_id: int, which: Sequence[tuple[int, bytes]]) -> int:
+        gone = set(which)
+        with self._lock:
+            cps = self._checkpoints.get(log_id, [])
+            left = [c for c in cps if (c.size, bytes(c.root)) not in gone]
+            self._checkpoints[log_id] = left
+            return len(cps) - len(left)
+
     def put_token(self, token_hash: bytes, record: TokenRecord) -> None:
         with self._lock:
             self._tokens[token_hash] = record

@@ -385,6 +385,13 @@ class SQLiteBackend:
                 "ORDER BY size DESC, id DESC LIMIT 1", (log_id,)).fetchone()
         return StoredCheckpoint(*row) if row else None
 
+    def delete_checkpoints(self, log_id: int, which: Sequence[tuple[int, bytes]]) -> int:
+        with self._write(f"deleting checkpoints of log {log_id}") as w:
+            before = w.total_changes
+            w.executemany("DELETE FROM checkpoints WHERE log_id = ? AND size = ? AND root = ?",
+                          [(log_id, size, root) for size, root in which])
+            return w.total_changes - before
+
     # tokens and keys ---------------------------------------------------------
 
     def put_token(self, token_hash: bytes, record: TokenRecord) -> None:
