@@ -6,6 +6,7 @@ import re
 
 from auditkeep.server.app import create_app
 from auditkeep.server.openapi import OPENAPI
+from auditkeep.server.polls import SESSION_PATTERN
 from tests.conftest import ServerProcess
 
 
@@ -25,3 +26,11 @@ def test_openapi_is_served(server: ServerProcess) -> None:
         doc = c.get("/openapi.json").json()
         assert doc["openapi"].startswith("3.1")
         assert "/v1/events" in doc["paths"]
+
+
+def test_the_polling_session_parameter_is_documented_where_it_is_taken() -> None:
+    for path in ("/v1/search", "/v1/dashboards/{name}"):
+        (poll,) = [p for p in OPENAPI["paths"][path]["get"]["parameters"] if p["name"] == "poll"]
+        assert poll["in"] == "query" and poll["schema"]["pattern"] == SESSION_PATTERN
+    assert not [p for p in OPENAPI["paths"]["/v1/events"]["get"]["parameters"]
+                if p["name"] == "poll"]

@@ -22,6 +22,7 @@ from auditkeep.server.export import export
 from auditkeep.server.ingest import post_events
 from auditkeep.server.openapi import OPENAPI
 from auditkeep.server.pipelines import Pipelines
+from auditkeep.server.polls import PollSessions
 from auditkeep.server.proofs import get_checkpoint, get_consistency, get_inclusion, get_keys
 from auditkeep.server.reads import get_entry, get_event, get_event_raw
 from auditkeep.server.saved import delete_saved, get_saved, list_saved, put_saved
@@ -107,12 +108,15 @@ def create_app(n: Node) -> Starlette:
                                 "the server failed; nothing of this request was acknowledged",
                                 request.url.path)
 
+    polls = PollSessions(n)
     app = Starlette(
         routes=routes,
         exception_handlers={AuditkeepError: on_error, HTTPException: problems.handle_http_error,
                             Exception: on_crash},
+        lifespan=lambda _app: polls.running(),  # sweeps poll counts, flushes them at exit
     )
     app.state.node = n
+    app.state.polls = polls
     app.state.pipelines = n.options["pipelines"] = Pipelines(config, ActionSchemas(n.store))
     app.state.registry = ops.registry_for(n)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Future
 from typing import Any
 
 import orjson
@@ -11,6 +12,7 @@ from starlette.responses import Response
 
 from auditkeep.auth import Principal, authenticate
 from auditkeep.datadir import Node
+from auditkeep.log.sequencer import AppendResult
 from auditkeep.log.service import access_log_name, tenant_of
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.schema import Actor, Event, Resource
@@ -36,19 +38,25 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
                     headers=headers)
 
 
-async def record_access(request: Request, who: Principal, tenant: str, action: str,
-                        details: dict[str, Any], results: int) -> None:
-    """Append who-read-what to the tenant's `_access` log, and wait until it is durable:
-    a read is answered only once it is on the record."""
+def append_access(n: Node, who: Principal, tenant: str, action: str,
+                  metadata: dict[str, Any]) -> Future[AppendResult]:
+    """Queue one `auditkeep.read.<action>` record for the tenant's `_access` log."""
     event = Event(
         action=f"auditkeep.read.{action}",
         actor=Actor(id=who.id, type="service"),
         outcome="success",
         category="data_access",
         resource=Resource(type="log", id=tenant),
-        metadata={"path": request.url.path, "params": details, "results": results},
+        metadata=metadata,
     )
     owner = tenant_of(tenant)  # reads of T._access are recorded in T._access too
     pendings = prepare([event], tenant=owner, submitter=who.id, may_set_tenant=True)
-    future = node(request).logs.append(access_log_name(owner), pendings)
-    await asyncio.wrap_future(future)
+    return n.logs.append(access_log_name(owner), pendings)
+
+
+async def record_access(request: Request, who: Principal, tenant: str, action: str,
+                        details: dict[str, Any], results: int) -> None:
+    """Append who-read-what to the tenant's `_access` log, and wait until it is durable:
+    a read is answered only once it is on the record."""
+    metadata = {"path": request.url.path, "params": details, "results": results}
+    await asyncio.wrap_future(append_access(node(request), who, tenant, action, metadata))

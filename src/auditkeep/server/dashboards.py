@@ -20,7 +20,7 @@ from auditkeep.query.aggregate import Aggregator
 from auditkeep.query.fields import time_us
 from auditkeep.query.index import Window
 from auditkeep.query.lang import parse
-from auditkeep.server import params
+from auditkeep.server import params, polls
 from auditkeep.server.aggregate import iso
 from auditkeep.server.context import caller, json_response, node, pipelines, record_access
 from auditkeep.server.reads import log_for
@@ -162,14 +162,19 @@ BOARDS: dict[str, Callable[[_Board], list[Panel]]] = {
 async def dashboard(request: Request) -> Response:
     who = caller(request)
     who.require("read", "audit")
-    params.only(request, {"tenant"})
+    params.only(request, {"tenant", polls.POLL_PARAM})
+    session = polls.poll_session(request)  # the UI's auto-refresh
     name = request.path_params["name"]
     build = BOARDS.get(name)
     if build is None:
         raise NotFoundError(f"no dashboard {name!r}; there are {', '.join(BOARDS)}")
     tenant = log_for(who, request.query_params.get("tenant"))
     panels = build(_Board(request, tenant, who.is_admin))
-    await record_access(request, who, tenant, "dashboard", {"name": name}, len(panels))
+    if session is None:
+        await record_access(request, who, tenant, "dashboard", {"name": name}, len(panels))
+    else:
+        await polls.sessions(request).record(request, who, tenant, "dashboard", name,
+                                             {"name": name}, len(panels), session)
     return json_response({"name": name, "tenant": tenant,
                           "generated": iso(int(time.time() * 1e6)), "panels": panels})
 

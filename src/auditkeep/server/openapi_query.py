@@ -6,12 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from auditkeep.server.openapi_parts import _ERRORS, _PROBLEM, _q
+from auditkeep.server.polls import POLL_PARAM, SESSION_PATTERN
 
 _QUERY = [_q("query", "query language (docs/query.md); empty = everything"),
           _q("saved", "run this saved search (its query, since and until)"),
           _q("since", "RFC 3339, or 15m/24h/7d (also -15m)"),
           _q("until", "RFC 3339, or 15m/24h/7d (also -15m)"),
           _q("tenant", "admin tokens only; `T._access` for the access log")]
+_POLL = _q(POLL_PARAM, "marks a poll of a live tail or dashboard refresh: a random id per "
+          "polling session (not a secret). The session's polls of one minute are recorded "
+          "in `_access` as one record with counts instead of one record each "
+          "(docs/api.md#the-access-log)", {"type": "string", "pattern": SESSION_PATTERN})
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _NAME = {"name": "name", "in": "path", "required": True,
          "schema": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"}}
@@ -30,7 +35,7 @@ QUERY_PATHS: dict[str, Any] = {
                        "was expected there.",
         "parameters": [*_QUERY,
                        _q("limit", "1..1000", {"type": "integer", "minimum": 1, "maximum": 1000}),
-                       _q("cursor", "from next_cursor")],
+                       _q("cursor", "from next_cursor"), _POLL],
         "responses": {"200": {"description": "matches", **_RESULT}, **_ERRORS}}},
     "/v1/aggregate": {"get": {
         "summary": "Counts: total, grouped by one or two fields (top N), distinct, histogram",
@@ -62,7 +67,7 @@ QUERY_PATHS: dict[str, Any] = {
         "summary": "A dashboard's panels from live data: executive, oncall or debug",
         "parameters": [{"name": "name", "in": "path", "required": True,
                         "schema": {"enum": ["executive", "oncall", "debug"]}},
-                       _q("tenant", "admin tokens only")],
+                       _q("tenant", "admin tokens only"), _POLL],
         "responses": {"200": {"description": "{name, tenant, generated, panels}"},
                       **_ERRORS}}},
     "/v1/saved-searches": {"get": {

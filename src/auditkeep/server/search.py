@@ -17,13 +17,14 @@ from auditkeep.query.fields import time_us
 from auditkeep.query.filters import FILTER_FIELDS, filters_query
 from auditkeep.query.index import Window, decode_cursor, encode_cursor
 from auditkeep.query.lang import parse
-from auditkeep.server import params
+from auditkeep.server import params, polls
 from auditkeep.server.context import caller, json_response, node, record_access
+from auditkeep.server.polls import POLL_PARAM, poll_session
 from auditkeep.server.reads import find_event, log_for
 
 MAX_LIMIT = 1000
 EVENTS_PARAMS = {*FILTER_FIELDS, "since", "until", "q", "limit", "cursor", "tenant"}
-SEARCH_PARAMS = {"query", "saved", "since", "until", "limit", "cursor", "tenant"}
+SEARCH_PARAMS = {"query", "saved", "since", "until", "limit", "cursor", "tenant", POLL_PARAM}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +100,15 @@ async def search(request: Request) -> Response:
 
 async def _search(request: Request, allowed: set[str]) -> Response:
     s = scope(request, allowed)
+    session = poll_session(request)  # only /v1/search allows it (the UI's live tail)
     limit = params.integer_or(request, "limit", 100, lo=1, hi=MAX_LIMIT)
     records, next_cursor = hits_to_page(request, s, limit)
-    await record_access(request, s.who, s.tenant, "search", dict(request.query_params),
-                        len(records))
+    if session is None:
+        await record_access(request, s.who, s.tenant, "search", dict(request.query_params),
+                            len(records))
+    else:
+        await polls.sessions(request).record(request, s.who, s.tenant, "search", s.query,
+                                             dict(request.query_params), len(records), session)
     return json_response({"events": records, "next_cursor": next_cursor})
 
 
