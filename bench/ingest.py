@@ -69,12 +69,63 @@ def in_process(bodies: list[bytes], n: int, *, prepared: bool) -> float:
         node.close()
 
 
-def http(bodies: list[bytes], n: int, clients: int = 8) -> tuple[float, float]:
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds a process has used (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except OSError:
+                continue
+    return out
+
+
+class CpuSplit:
+    """CPU seconds per event of each party to the HTTP run: the benchmark's own client
+    threads, the server's parent process, its ingest workers and its indexer child."""
+
+    def __init__(self, server_pid: int, worker_pids: list[int]) -> None:
+        self.server, self.workers = server_pid, worker_pids
+        self.others = [p for p in _children(server_pid) if p not in worker_pids]
+        self.start = self._now()
+
+    def _now(self) -> dict[str, float]:
+        return {"clients": time.process_time(), "server": _cpu(self.server),
+                "workers": sum(map(_cpu, self.workers)),
+                "indexer": sum(map(_cpu, self.others)), "wall": time.perf_counter()}
+
+    def line(self, n: int) -> str:
+        end = self._now()
+        d = {k: end[k] - self.start[k] for k in end}
+        wall = d.pop("wall")
+        total = sum(d.values())
+        parts = "  ".join(f"{k} {v / n * 1e6:.1f}" for k, v in d.items())
+        return (f"  CPU µs/event: {parts}  (total {total / n * 1e6:.1f}; "
+                f"{total / wall:.2f} of {os.cpu_count()} cores busy)")
+
+
+def http(bodies: list[bytes], n: int, clients: int = 8, workers: int | None = None
+         ) -> tuple[float, float, str]:
     from tests.conftest import start_server
 
     d = DataDir(scratch("http") / "data")
-    srv = start_server(d)
+    extra = () if workers is None else ("--ingest-workers", str(workers))
+    srv = start_server(d, *extra)
     try:
+        with srv.client() as c:
+            pids = c.get("/v1/status").json().get("ingest", {}).get("worker_pids", [])
         token = srv.admin_token
         queue = list(bodies)
         lock = threading.Lock()
@@ -99,12 +150,14 @@ def http(bodies: list[bytes], n: int, clients: int = 8) -> tuple[float, float]:
                         break
 
         threads = [threading.Thread(target=worker) for _ in range(clients)]
+        split = CpuSplit(srv.proc.pid, pids)
         t = time.perf_counter()
         for th in threads:
             th.start()
         for th in threads:
             th.join()
         rate = n / (time.perf_counter() - t)
+        cpu = split.line(n)
         if errors:
             raise SystemExit(f"ingest errors: {errors[:3]}")
         # how long until everything is searchable (indexer catching up)
@@ -112,7 +165,7 @@ def http(bodies: list[bytes], n: int, clients: int = 8) -> tuple[float, float]:
         with srv.client() as c:
             while c.get("/v1/status").json()["logs"]["default"]["index"]["lag"] > 0:
                 time.sleep(0.05)
-        return rate, time.perf_counter() - t2
+        return rate, time.perf_counter() - t2, cpu
     finally:
         srv.stop()
 
@@ -178,6 +231,11 @@ def main() -> None:
     gc.set_threshold(50_000, 20, 100)  # as `auditkeep serve` does
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--http-only", action="store_true",
+                    help="only the floor and the HTTP figures (no in-process, no latency)")
+    ap.add_argument("--workers", type=int, action="append", default=None, metavar="N",
+                    help="`serve --ingest-workers N` for the HTTP run with workers "
+                         "(repeatable) [default: the server's own default]")
     args = ap.parse_args()
     n = args.events
     evs = events(n)
@@ -187,15 +245,22 @@ def main() -> None:
     print(f"events: {n:,}, {len(bodies)} requests of 1,000; "
           f"mean canonical size {sum(map(len, lines)) / n:.0f} B")
     report("floor: file append + fsync per 1,000", base, "events/s", "itself", base)
-    report("in-process append (prepared events)", in_process(bodies, n, prepared=True),
-           "events/s", "floor", base, ">= 150,000/s")
-    report("in-process (decode + validate + append)", in_process(bodies, n, prepared=False),
-           "events/s", "floor", base)
-    rate, catchup = http(bodies, n)
-    report("HTTP bulk NDJSON, 8 clients, durable acks", rate, "events/s", "floor", base,
-           ">= 50,000/s")
-    print(f"indexer caught up {catchup:.2f}s after the last ack")
-    delivery_latency()
+    if not args.http_only:
+        report("in-process append (prepared events)", in_process(bodies, n, prepared=True),
+               "events/s", "floor", base, ">= 150,000/s")
+        report("in-process (decode + validate + append)", in_process(bodies, n,
+                                                                     prepared=False),
+               "events/s", "floor", base)
+    for workers in [0, *(args.workers or [None])]:
+        rate, catchup, cpu = http(bodies, n, workers=workers)
+        label = ("no workers" if workers == 0 else "default workers" if workers is None
+                 else f"{workers} workers")
+        report(f"HTTP bulk NDJSON, 8 clients, {label}", rate, "events/s", "floor", base,
+               ">= 50,000/s")
+        print(cpu)
+        print(f"  indexer caught up {catchup:.2f}s after the last ack")
+    if not args.http_only:
+        delivery_latency()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import socket
 import ssl
 from pathlib import Path
@@ -13,9 +14,10 @@ import uvicorn
 
 from auditkeep.datadir import DataDir, Node, data_path, open_node
 from auditkeep.errors import ConfigError
-from auditkeep.pipeline.config import load_config
+from auditkeep.pipeline.config import ServerConfig, load_config
 from auditkeep.server.app import create_app
 from auditkeep.server.syslog import SyslogListener, SyslogOptions, parse_address
+from auditkeep.server.workers import IngestWorkers
 
 
 @click.command()
@@ -33,6 +35,11 @@ from auditkeep.server.syslog import SyslogListener, SyslogOptions, parse_address
               type=click.Choice(["process", "thread"]),
               help="Run the search indexer in a child process (uses a second core) or a "
                    "thread.")
+@click.option("--ingest-workers", default=None, type=click.IntRange(0),
+              envvar="AUDITKEEP_INGEST_WORKERS", metavar="N",
+              help="Worker processes that decode, validate and prepare POST /v1/events "
+                   "bodies (0: in the server process) [default: 1 with 2 cores or more, "
+                   "else 0; env AUDITKEEP_INGEST_WORKERS].")
 @click.option("--config", "config_file", default=None, envvar="AUDITKEEP_CONFIG",
               type=click.Path(dir_okay=False), metavar="FILE",
               help="Pipeline configuration (sources, stages, tenants): docs/pipeline.md. "
@@ -49,7 +56,7 @@ from auditkeep.server.syslog import SyslogListener, SyslogOptions, parse_address
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(data: str | None, host: str, port: int, origin_prefix: str, queue_limit: int,
-          indexer: str, config_file: str | None, syslog_tcp: str | None,
+          indexer: str, ingest_workers: int | None, config_file: str | None, syslog_tcp: str | None,
           syslog_udp: str | None, syslog_tenant: str, syslog_tls_cert: str | None,
           syslog_tls_key: str | None, log_level: str) -> None:
     """Start the HTTP server (creates the data directory on first start)."""
@@ -97,7 +104,9 @@ def serve(data: str | None, host: str, port: int, origin_prefix: str, queue_limi
     n.start()
     listener = _syslog(n, syslog_tcp, syslog_udp, syslog_tenant, syslog_tls_cert,
                        syslog_tls_key)
-    uv_config = uvicorn.Config(create_app(n), log_level=log_level, access_log=False,
+    app = create_app(n)
+    workers = _ingest_workers(n, d, config, ingest_workers)
+    uv_config = uvicorn.Config(app, log_level=log_level, access_log=False,
                             timeout_graceful_shutdown=10)
     server = uvicorn.Server(uv_config)
     try:
@@ -105,7 +114,26 @@ def serve(data: str | None, host: str, port: int, origin_prefix: str, queue_limi
     finally:
         if listener is not None:
             listener.stop()
+        if workers is not None:
+            workers.close()
         n.close()
+
+
+def default_ingest_workers() -> int:
+    """One worker as soon as there is a second core: the server process then keeps HTTP
+    and the sequencer, the worker prepares (measured in bench/ingest.py)."""
+    return 1 if (os.cpu_count() or 1) >= 2 else 0
+
+
+def _ingest_workers(n: Node, d: DataDir, config: ServerConfig | None, count: int | None
+                    ) -> IngestWorkers | None:
+    count = default_ingest_workers() if count is None else count
+    if count == 0:
+        return None
+    workers = IngestWorkers(count, d.db, config, n.options["pipelines"])
+    workers.start()
+    n.options["ingest_workers"] = workers
+    return workers
 
 
 def _syslog(n: Node, tcp: str | None, udp: str | None, tenant: str, cert: str | None,

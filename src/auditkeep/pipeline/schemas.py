@@ -52,13 +52,28 @@ class ActionSchemas:
         self._lock = threading.Lock()
         self._tenants: dict[str, dict[str, tuple[int, Draft202012Validator]]] = {}
         self.violations: dict[str, int] = {}  # by tenant, for /v1/status
+        # Bumped by every `put`: ingest workers hold their own copies of the validators
+        # and drop them when a job carries a newer generation (server/workers.py).
+        self.generation = 0
 
     def put(self, tenant: str, action: str, schema: dict[str, Any], created: str) -> int:
         check_schema(schema)
         version = self._store.put_schema(tenant, action, orjson.dumps(schema).decode(), created)
         with self._lock:
             self._tenants.pop(tenant, None)
+            self.generation += 1
         return version
+
+    def forget(self) -> None:
+        """Drop every compiled validator: the next check reloads them from storage."""
+        with self._lock:
+            self._tenants.clear()
+
+    def count_violations(self, counts: dict[str, int]) -> None:
+        """Add violations found elsewhere (by an ingest worker), by tenant."""
+        with self._lock:
+            for tenant, n in counts.items():
+                self.violations[tenant] = self.violations.get(tenant, 0) + n
 
     def stored(self, tenant: str, action: str, version: int | None = None
                ) -> tuple[int, str] | None:

@@ -11,9 +11,10 @@ from starlette.responses import Response
 
 from auditkeep.errors import FieldProblem, PayloadTooLarge
 from auditkeep.log.sequencer import AppendResult
-from auditkeep.pipeline.prepare import prepare
-from auditkeep.pipeline.validate import MAX_BODY_BYTES, decode_events
+from auditkeep.pipeline.validate import MAX_BODY_BYTES
+from auditkeep.server.batches import IngestJob, prepare_batch
 from auditkeep.server.context import caller, json_response, node, pipelines
+from auditkeep.server.workers import IngestWorkers
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 
@@ -40,25 +41,24 @@ def _too_large(n: int, limit: int) -> PayloadTooLarge:
 async def post_events(request: Request) -> Response:
     who = caller(request)
     who.require("ingest")
-    tenant = who.tenant_for(request.query_params.get("tenant"))
+    routed = request.query_params.get("tenant")
+    tenant = who.tenant_for(routed)
     body = await read_body(request)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    events = decode_events(body, ndjson=ctype in NDJSON_TYPES)
-    for ev in events:  # an admin may route a request with `tenant` in its events
-        if ev.tenant is not None and who.is_admin and request.query_params.get("tenant") is None:
-            tenant = ev.tenant
-            break
-    single = ctype not in NDJSON_TYPES and not body.lstrip().startswith(b"[")
-    events, _, dropped = pipelines(request).run_events(tenant, "api", events, single=single)
-    extra = {"dropped": dropped} if dropped else {}
-    if not events:  # every event was dropped by a configured stage (counted)
-        return json_response({"tenant": tenant, "receipts": [], **extra,
-                              "checkpoint": node(request).logs.checkpoint(tenant).note})
-    pipelines(request).apply_schemas(tenant, events, single=single)
-    pendings = prepare(events, tenant=tenant, submitter=who.id, may_set_tenant=who.is_admin,
-                       single=single)
-    result = await asyncio.wrap_future(node(request).logs.append(tenant, pendings))
-    return receipts_response(tenant, result, **extra)
+    job = IngestJob(body, ctype in NDJSON_TYPES, tenant, who.is_admin and routed is None,
+                    who.id, who.is_admin)
+    n = node(request)
+    workers: IngestWorkers | None = n.options.get("ingest_workers")
+    if workers is None:
+        batch = prepare_batch(job, pipelines(request))
+    else:  # the same function in a worker process, off this process's GIL
+        batch = await asyncio.wrap_future(workers.submit(job))
+    extra = {"dropped": batch.dropped} if batch.dropped else {}
+    if not batch.pendings:  # every event was dropped by a configured stage (counted)
+        return json_response({"tenant": batch.tenant, "receipts": [], **extra,
+                              "checkpoint": n.logs.checkpoint(batch.tenant).note})
+    result = await asyncio.wrap_future(n.logs.append(batch.tenant, batch.pendings))
+    return receipts_response(batch.tenant, result, **extra)
 
 
 def receipts_response(tenant: str, result: AppendResult, **extra: Any) -> Response:

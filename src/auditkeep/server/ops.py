@@ -50,6 +50,11 @@ class NodeCollector(Collector):
         for status, count in sorted(self._node.rejections.items()):
             rejected.add_metric([str(status)], count)
         yield rejected
+        workers = self._node.options.get("ingest_workers")
+        if workers is not None:
+            yield CounterMetricFamily("auditkeep_ingest_worker_restarts",
+                                      "Ingest worker processes replaced after dying",
+                                      value=workers.restarts)
         pipes = self._node.options.get("pipelines")
         if pipes is not None:
             dropped = CounterMetricFamily("auditkeep_pipeline_dropped_events",
@@ -107,4 +112,13 @@ async def status(request: Request) -> Response:
             "indexed": n.indexer.indexed, "last_error": n.indexer.last_error},
         "pipeline": {"dropped": dict(p.dropped),
                      "schema_violations": dict(p.schemas.violations)},
+        "ingest": _ingest_status(n),
     })
+
+
+def _ingest_status(n: Node) -> dict[str, object]:
+    workers = n.options.get("ingest_workers")
+    if workers is None:
+        return {"workers": 0, "worker_pids": [], "worker_restarts": 0}
+    return {"workers": workers.count, "worker_pids": workers.pids(),
+            "worker_restarts": workers.restarts}

@@ -90,6 +90,12 @@ class Pipelines:
             ev.metadata = {**(ev.metadata or {}), "schema_violation": {
                 "version": v.version, "pointer": v.pointer, "message": v.message[:512]}}
 
+    def add_counts(self, dropped: dict[str, int], violations: dict[str, int]) -> None:
+        """Add drops (by reason) and schema violations (by tenant) counted by an ingest
+        worker, so /v1/status and /metrics stay whole."""
+        self._count(dropped)
+        self.schemas.count_violations(violations)
+
     def _count(self, counts: dict[str, int]) -> None:
         if counts:
             with self._lock:
