@@ -170,3 +170,41 @@ def test_dashboards_draw_their_panels(page: Page, ui_server: ServerProcess,
     assert page.locator(".status-error").count() == 0
     page.screenshot(path=tmp_path / f"dashboard-{board}.png", full_page=True)
     assert errors.unexpected() == []
+
+
+def _poll_of(url: str) -> str | None:
+    return parse_qs(urlsplit(url).query).get("poll", [None])[0]
+
+
+def test_each_live_tail_polls_as_one_session(page: Page, ui_server: ServerProcess,
+                                             seeded: dict[str, Any]) -> None:
+    searches: list[str] = []
+    page.on("request", lambda r: searches.append(r.url) if "/v1/search?" in r.url else None)
+    sign_in(page, ui_server, "/search?query=action%3Aorders.*&since=-1h")
+    page.wait_for_selector("#results tbody tr")
+    assert [_poll_of(u) for u in searches] == [None]  # the search itself is a plain read
+    for _ in range(2):
+        with page.expect_request(lambda r: _poll_of(r.url) is not None):
+            page.click("#tail")  # the first poll goes out at once
+        with page.expect_request(lambda r: _poll_of(r.url) is not None, timeout=15_000):
+            pass  # and the next one after the interval
+        page.click("#tail")
+    first, second = ([_poll_of(u) for u in searches[1:]][i * 2 : i * 2 + 2] for i in (0, 1))
+    assert first[0] == first[1] and second[0] == second[1]  # one session per live tail
+    assert first[0] != second[0]
+    assert all(len(s or "") == 32 for s in first + second)
+    assert not [u for u in searches if ui_server.admin_token in u]  # never the token
+
+
+def test_dashboard_refreshes_poll_as_one_session(page: Page, ui_server: ServerProcess,
+                                                 seeded: dict[str, Any]) -> None:
+    loads: list[str] = []
+    page.on("request", lambda r: loads.append(r.url) if "/v1/dashboards/" in r.url else None)
+    sign_in(page, ui_server, "/dashboards/oncall")
+    page.wait_for_selector("[data-panel]")
+    for _ in range(2):
+        with page.expect_request(lambda r: _poll_of(r.url) is not None, timeout=15_000):
+            pass  # the 10 s auto-refresh
+    sessions = [_poll_of(u) for u in loads]
+    assert sessions[0] is None  # the page's own load is a plain read
+    assert sessions[1] is not None and sessions[1] == sessions[2]

@@ -53,6 +53,14 @@ async function request(method, path, { params, body, tenant = true, as = 'json',
   return resp.status === 204 ? null : resp.json();
 }
 
+/** A random id for one polling session (a live tail, a dashboard page): sent as `poll=`
+ * on its polls so the server records them once a minute with counts, not once each.
+ * getRandomValues, not randomUUID, which only secure contexts have. Not a secret. */
+export function pollSession() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 export const get = (path, params, opts = {}) => request('GET', path, { params, ...opts });
 export const put = (path, body, opts = {}) => request('PUT', path, { body, ...opts });
 export const del = (path, opts = {}) => request('DELETE', path, opts);

@@ -63,9 +63,10 @@ export function render(main, { params: [name] }) {
     h('h1', {}, `${(BOARDS.find(([id]) => id === name) ?? [name, name])[1]} dashboard`), updated, grid));
   document.title = `${name} dashboard · auditkeep`;
   let alive = true;
-  const load = async () => {
+  const session = api.pollSession(); // the refreshes of this page are one polling session
+  const load = async (refresh) => {
     try {
-      const board = await api.get(`/v1/dashboards/${api.enc(name)}`);
+      const board = await api.get(`/v1/dashboards/${api.enc(name)}`, refresh ? { poll: session } : {});
       if (!alive) return;
       replace(grid, board.panels.map(panel));
       replace(updated, `Generated ${time(board.generated)} · refreshes every 10 s`);
@@ -74,9 +75,9 @@ export function render(main, { params: [name] }) {
       replace(grid, status(err.status === 404 ? `No dashboard named ${name} on this server.` : err.message, 'error'));
     }
   };
-  load();
+  load(false);
   const timer = setInterval(() => {
-    if (!document.hidden) load();
+    if (!document.hidden) load(true);
   }, REFRESH_MS);
   return () => {
     alive = false;

@@ -43,7 +43,7 @@ function queryError(err, query) {
 }
 
 export function render(main, { query: params }) {
-  const st = { ...fromUrl(params), events: [], cursor: null, seen: new Set(), tail: null, run: 0 };
+  const st = { ...fromUrl(params), events: [], cursor: null, seen: new Set(), tail: null, tailSession: null, run: 0 };
   const input = h('input', { id: 'query', type: 'search', name: 'query', value: st.query, autocomplete: 'off',
     spellcheck: 'false', placeholder: 'action:orders.* AND outcome:failure', 'aria-label': 'Query',
     'aria-describedby': 'query-feedback', 'aria-keyshortcuts': '/' });
@@ -174,7 +174,7 @@ export function render(main, { query: params }) {
   async function poll() {
     const newest = st.events[0]?.time ?? (st.since ? iso(instant(st.since)) : undefined);
     try {
-      const page = await api.get('/v1/search', { query: st.query, since: newest, limit: 200 });
+      const page = await api.get('/v1/search', { query: st.query, since: newest, limit: 200, poll: st.tailSession });
       const fresh = page.events.filter((e) => !st.seen.has(e.id));
       if (!fresh.length || !st.tail) return;
       st.events.forEach((e) => delete e.fresh);
@@ -203,6 +203,7 @@ export function render(main, { query: params }) {
       return;
     }
     tailButton.setAttribute('aria-pressed', 'true');
+    st.tailSession = api.pollSession(); // each live tail is its own polling session
     st.tail = setInterval(poll, TAIL_MS);
     poll();
   });
