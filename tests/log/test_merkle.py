@@ -25,7 +25,9 @@ from auditkeep.log.merkle import (
     consistency_proof,
     inclusion_proof,
     leaf_hash,
+    leaf_hashes,
     node_hash,
+    node_hashes,
     perfect_ranges,
     root_from_reader,
     subtree_root,
@@ -459,6 +461,35 @@ class TestCompactTree:
             expected = [node for leaf in batch for node in one.append(leaf)]
             assert many.extend(iter(batch)) == expected
             assert (many.size, many.hashes, many.root()) == (one.size, one.hashes, one.root())
+
+    @given(st.lists(st.integers(0, 40), max_size=8))
+    def test_extend_runs_are_the_nodes_extend_completes(self, chunks: list[int]) -> None:
+        one, bulk = CompactTree(), CompactTree()
+        pos = 0
+        for n in chunks:
+            batch = LEAVES[pos:pos + n]
+            pos += len(batch)
+            expected = {(level, index): h for level, index, h in one.extend(batch)}
+            runs = bulk.extend_runs(batch)
+            assert [level for level, _, _ in runs] == list(range(len(runs)))
+            got = {(level, first + i // 32): hashes[i:i + 32]
+                   for level, first, hashes in runs for i in range(0, len(hashes), 32)}
+            assert got == expected
+            assert (bulk.size, bulk.hashes, bulk.root()) == (one.size, one.hashes, one.root())
+
+    def test_extend_runs_continues_a_restored_tree(self) -> None:
+        for size in (0, 1, 5, 64, 127, 128, 200):
+            tree = CompactTree.from_reader(size, Reader(REF_NODES, size))
+            tree.extend_runs(LEAVES[size:])
+            assert tree.root() == ref_mth(LEAVES)
+            assert tree.extend_runs([]) == []
+
+    def test_bulk_hashes_are_leaf_and_node_hashes(self) -> None:
+        entries = [b"", b"a", b"\x00" * 1000]
+        assert leaf_hashes(entries) == [leaf_hash(e) for e in entries]
+        assert node_hashes(LEAVES[:5]) == [node_hash(LEAVES[0], LEAVES[1]),
+                                           node_hash(LEAVES[2], LEAVES[3])]
+        assert node_hashes([]) == []
 
     @pytest.mark.parametrize("size", [0, 1, 2, 3, 7, 8, 63, 64, 65, 255, 256, 299])
     def test_from_reader_round_trips_and_continues(self, size: int) -> None:

@@ -33,7 +33,7 @@ def commit(store: Backend, log_id: int, tree: merkle.CompactTree, n: int,
         nodes.extend(tree.append(merkle.leaf_hash(e)))
     store.append(Commit(
         log_id, first, entries, [hashlib.sha256(e).digest() for e in entries],
-        [(first + i, first + i) for i in range(n)],
+        [first + i for i in range(n)],
         {first: {"actor.email": ["00", "a@b.c"]}} if personal else {},
         nodes, tree.size, tree.root(), None, raws or {}))
     return entries
@@ -80,6 +80,16 @@ class TestLogs:
         commit(store, log.id, tree, 5, personal=True)
         assert store.find_dedup(log.id, [2, 99]) == {2: [2]}
         assert store.read_personal(log.id, [0, 1]) == {0: {"actor.email": ["00", "a@b.c"]}}
+
+    def test_dedup_keys_span_the_whole_int64_range(self, store: Backend) -> None:
+        log = store.open_log("acme", "o/acme")
+        tree = merkle.CompactTree()
+        keys = [-(2**63), -1, 0, 2**63 - 1]
+        entries = [f'{{"seq":{i}}}'.encode() for i in range(4)]
+        store.append(Commit(log.id, 0, entries, [hashlib.sha256(e).digest() for e in entries],
+                            keys, {}, tree.extend_runs([merkle.leaf_hash(e) for e in entries]),
+                            tree.size, tree.root()))
+        assert store.find_dedup(log.id, [*keys, 5]) == {k: [i] for i, k in enumerate(keys)}
 
     def test_raw_objects_read_back_byte_exactly(self, store: Backend) -> None:
         log = store.open_log("acme", "o/acme")

@@ -23,6 +23,7 @@ _sha256 = hashlib.sha256
 # Copying a context that has already absorbed the prefix is ~10% faster than
 # sha256(prefix + left + right) with OpenSSL's hashlib; only the ingest path needs that.
 _NODE_CONTEXT = _sha256(_NODE_PREFIX)
+_LEAF_CONTEXT = _sha256(_LEAF_PREFIX)
 
 NodeReader: TypeAlias = Callable[[Sequence[tuple[int, int]]], list[bytes]]
 """Given a batch of node coordinates, returns their stored hashes in the same order."""
@@ -31,6 +32,34 @@ NodeReader: TypeAlias = Callable[[Sequence[tuple[int, int]]], list[bytes]]
 def leaf_hash(entry: bytes) -> bytes:
     """SHA-256(0x00 ‖ entry): the hash of one log entry."""
     return _sha256(_LEAF_PREFIX + entry).digest()
+
+
+def leaf_hashes(entries: Iterable[bytes]) -> list[bytes]:
+    """`leaf_hash` of each entry. Copying a context that has absorbed 0x00 skips
+    OpenSSL 3's per-hash set-up: 0.65 against 1.29 µs an entry of ~390 bytes here."""
+    out: list[bytes] = []
+    emit = out.append
+    new_leaf = _LEAF_CONTEXT.copy
+    for e in entries:
+        h = new_leaf()
+        h.update(e)
+        emit(h.digest())
+    return out
+
+
+def node_hashes(hashes: Sequence[bytes]) -> list[bytes]:
+    """`node_hash` of each pair (hashes[0], hashes[1]), (hashes[2], hashes[3]), …; an odd
+    last hash is left out. One level of a tree built in bulk: ~0.5 µs a node, against
+    ~0.9 µs for the per-leaf carry loop of `CompactTree.append`."""
+    out: list[bytes] = []
+    emit = out.append
+    new_node = _NODE_CONTEXT.copy
+    pairs = iter(hashes)
+    for left, right in zip(pairs, pairs, strict=False):
+        h = new_node()
+        h.update(left + right)
+        emit(h.digest())
+    return out
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
@@ -327,3 +356,37 @@ class CompactTree:
             # so size always matches the hashes.
             self._size = index
         return out
+
+    def extend_runs(self, leaves: Sequence[bytes]) -> list[tuple[int, int, bytes]]:
+        """Add many leaf hashes, hashing level by level; return the nodes they complete
+        as one run per level, ``(level, first index, hashes concatenated)``, lowest
+        level first. The same nodes as `extend`, without a tuple per node."""
+        size, end = self._size, self._size + len(leaves)
+        if size == end:
+            return []
+        # The edge's roots by level: set bit `level` of size holds node (size >> level) - 1.
+        old = {}
+        hashes = iter(self._hashes)
+        for level in range(size.bit_length() - 1, -1, -1):
+            if (size >> level) & 1:
+                old[level] = next(hashes)
+        runs: list[tuple[int, int, bytes]] = []
+        edge: dict[int, bytes] = {}
+        level, first, run = 0, size, list(leaves)
+        while run:
+            runs.append((level, first, b"".join(run)))
+            if (end >> level) & 1:  # this level's node on the new right edge
+                edge[level] = run[-1]
+            if first & 1:  # the first new node's left sibling is on the old edge
+                run.insert(0, old[level])
+            run = node_hashes(run)
+            first >>= 1
+            level += 1
+        # Above the last level with new nodes, end and size share their bits.
+        for lv, h in old.items():
+            if lv >= level:
+                edge[lv] = h
+        self._hashes = [edge[lv] for lv in range(end.bit_length() - 1, -1, -1)
+                        if (end >> lv) & 1]
+        self._size = end
+        return runs

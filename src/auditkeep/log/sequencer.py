@@ -8,7 +8,6 @@ before the backend returns (durable). A full queue raises `Pushback`, never drop
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -22,14 +21,12 @@ import orjson
 
 from auditkeep.errors import AuditkeepError, ConflictError, Pushback, StorageError
 from auditkeep.log.checkpoint import Checkpoint, sign_checkpoint
-from auditkeep.log.merkle import CompactTree
+from auditkeep.log.merkle import CompactTree, leaf_hashes
 from auditkeep.log.note import Signer
 from auditkeep.pipeline.prepare import Pending
 from auditkeep.storage.base import Backend, Commit, LogInfo, StoredCheckpoint
 
 log = logging.getLogger(__name__)
-
-_LEAF_PREFIX = b"\x00"
 
 
 @dataclass(slots=True)
@@ -226,9 +223,8 @@ class Sequencer:
         # The hot part, one pass per step over the whole commit (list comprehensions
         # measured ~30% faster than one loop doing everything per event).
         entries = [p.entry(seq) for seq, p in enumerate(new, first_seq)]
-        sha256 = hashlib.sha256
-        leaves = [sha256(_LEAF_PREFIX + e).digest() for e in entries]
-        nodes = tree.extend(leaves)
+        leaves = leaf_hashes(entries)
+        nodes = tree.extend_runs(leaves)
         size = tree.size
         if entries:
             root = tree.root()
@@ -237,7 +233,7 @@ class Sequencer:
                        or time.monotonic() - self._persisted_at >= self._cp_interval)
             self._store.append(Commit(
                 self.info.id, first_seq, entries, [p.digest for p in new],
-                [(p.dedup_key, first_seq + i) for i, p in enumerate(new)],
+                [p.dedup_key for p in new],
                 {seq: p.personal for seq, p in enumerate(new, first_seq) if p.personal},
                 nodes, size, root, latest if persist else None,
                 {seq: p.raw for seq, p in enumerate(new, first_seq) if p.raw is not None}))

@@ -42,9 +42,11 @@ class Commit:
     first_seq: int
     entries: list[bytes]
     digests: list[bytes]
-    dedup: list[tuple[int, int]]  # (64-bit key, seq)
+    dedup: list[int]  # the 64-bit key of each entry's id, in seq order
     personal: dict[int, dict[str, list[str]]]
-    nodes: list[tuple[int, int, bytes]]  # (level, index, hash) of newly completed nodes
+    # Newly completed nodes as runs (level, first index, hashes of consecutive nodes):
+    # one run per level from `CompactTree.extend_runs`, or one per node.
+    nodes: list[tuple[int, int, bytes]]
     size: int
     root: bytes
     checkpoint: StoredCheckpoint | None = None

@@ -68,13 +68,22 @@ def unpack_json(blob: bytes) -> object:
 
 
 def tile_groups(nodes: list[tuple[int, int, bytes]]) -> dict[tuple[int, int], bytearray]:
-    """Group newly completed nodes (in completion order) into per-tile appends."""
+    """Group newly completed nodes into per-tile appends. Each item is a run
+    ``(level, first index, hashes)`` of one or more consecutive nodes of one level
+    (`CompactTree.extend_runs` gives one run per level, `extend` one per node), in
+    completion order within each level."""
     groups: dict[tuple[int, int], bytearray] = {}
-    for level, index, h in nodes:
-        key = (level, index // TILE_WIDTH)
-        buf = groups.get(key)
-        if buf is None:
-            groups[key] = bytearray(h)
-        else:
-            buf += h
+    for level, index, hashes in nodes:
+        pos, end = 0, len(hashes)
+        while pos < end:
+            tile, off = divmod(index, TILE_WIDTH)
+            take = min(end - pos, (TILE_WIDTH - off) * 32)
+            key = (level, tile)
+            buf = groups.get(key)
+            if buf is None:
+                groups[key] = bytearray(hashes[pos : pos + take])
+            else:
+                buf += hashes[pos : pos + take]
+            pos += take
+            index += take // 32
     return groups

@@ -75,7 +75,7 @@ class MemoryBackend:
             for (level, idx), buf in tile_groups(commit.nodes).items():
                 key = (commit.log_id, level, idx)
                 self._tiles[key] = self._tiles.get(key, b"") + bytes(buf)
-            for k, s in commit.dedup:
+            for s, k in enumerate(commit.dedup, commit.first_seq):
                 self._dedup.setdefault((commit.log_id, k), []).append(s)
             if commit.checkpoint is not None:
                 self._checkpoints.setdefault(commit.log_id, []).append(commit.checkpoint)

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from auditkeep.errors import CorruptionError, StorageError
 from auditkeep.log.merkle import EMPTY_ROOT
 from auditkeep.storage.base import (
@@ -194,8 +196,7 @@ class SQLiteBackend:
                  for (lvl, idx), buf in tile_groups(commit.nodes).items()],
             )
             if commit.dedup:
-                w.executemany("INSERT OR IGNORE INTO dedup (log_id, key, seq) VALUES (?, ?, ?)",
-                              [(log_id, k, s) for k, s in commit.dedup])
+                _insert_dedup(w, log_id, commit.first_seq, commit.dedup)
             cur = w.execute("UPDATE logs SET size = ?, root = ? WHERE id = ? AND size = ?",
                             (commit.size, commit.root, log_id, commit.first_seq))
             if cur.rowcount != 1:
@@ -440,6 +441,26 @@ class SQLiteBackend:
 
     def close(self) -> None:
         self._conns.close()
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _insert_dedup(w: sqlite3.Connection, log_id: int, first_seq: int, keys: list[int]) -> None:
+    """One row per key, for seqs first_seq, first_seq + 1, …
+
+    One statement over a JSON array of the keys measured ~2x faster than `executemany`
+    (0.8-0.9 against 1.6-1.8 µs a row at 10,000 a commit): SQLite walks the array in C
+    instead of binding three Python ints a row. JSON integers outside int64 would come
+    back as floats, so those (never made by `dedup_key` for real ids) take the bound path,
+    which refuses them as before."""
+    if _INT64[0] <= min(keys) and max(keys) <= _INT64[1]:
+        w.execute("INSERT OR IGNORE INTO dedup (log_id, key, seq) "
+                  "SELECT ?, value, ? + key FROM json_each(?)",
+                  (log_id, first_seq, orjson.dumps(keys)))
+    else:
+        w.executemany("INSERT OR IGNORE INTO dedup (log_id, key, seq) VALUES (?, ?, ?)",
+                      [(log_id, k, s) for s, k in enumerate(keys, first_seq)])
 
 
 def _token(row: tuple[Any, ...]) -> TokenRecord:
