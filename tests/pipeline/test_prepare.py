@@ -67,3 +67,7 @@ class TestIds:
     def test_other_ids_hash_to_stable_keys(self) -> None:
         assert dedup_key("order-1") == dedup_key("order-1")
         assert dedup_key("order-1") != dedup_key("order-2")
+
+    def test_dedup_keys_fit_a_signed_64_bit_integer(self) -> None:
+        far = "ffffffff-ffff-7fff-bfff-ffffffffffff"  # a UUIDv7 from the year 10889
+        assert -(2**63) <= dedup_key(far) < 0

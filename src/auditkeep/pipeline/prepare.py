@@ -67,8 +67,11 @@ def dedup_key(event_id: str, *, assigned: bool = False) -> int:
     `assigned`: the server made this id, so it is known to be a UUIDv7.
     """
     if assigned or _UUID7.match(event_id):
-        return (int(event_id[:8] + event_id[9:13], 16) << 16) | int(
+        key = (int(event_id[:8] + event_id[9:13], 16) << 16) | int(
             event_id[15:18] + event_id[20], 16)
+        # A timestamp from year 6429 on would not fit a signed 64-bit integer, and a
+        # producer may send one: wrap it rather than fail the whole group commit.
+        return key - (1 << 64) if key >= 1 << 63 else key
     return int.from_bytes(hashlib.sha256(event_id.encode()).digest()[:8], "big", signed=True)
 
 
