@@ -64,9 +64,13 @@ class IngestWorkers:
             queue.SimpleQueue())
         self._slots = [_Slot(self, i) for i in range(count)]
 
-    def start(self) -> None:
+    def start(self, timeout: float = 60.0) -> None:
+        """Start every worker and wait until each has imported and opened what it needs
+        (in parallel), so the server reports ready only once they are."""
         for slot in self._slots:
-            slot.start()
+            slot.spawn()
+        for slot in self._slots:
+            slot.start(timeout)
 
     def submit(self, job: IngestJob) -> Future[PreparedBatch]:
         """The prepared batch, or the error the server itself would have raised."""
@@ -110,9 +114,24 @@ class _Slot:
         p = self._proc
         return p.pid if p is not None and p.is_alive() else None
 
-    def start(self) -> None:
+    def spawn(self) -> None:
         self._spawn()
+
+    def start(self, timeout: float) -> None:
+        if not self._ready(timeout):
+            log.warning("ingest worker %s is not ready after %.0f s", self.pid, timeout)
         self._thread.start()
+
+    def _ready(self, timeout: float) -> bool:
+        """Wait for the worker's hello (sent once its imports and set-up are done)."""
+        conn = self._conn
+        try:
+            if conn is not None and conn.poll(timeout) and conn.recv_bytes() == _HELLO:
+                return True
+        except (EOFError, OSError):
+            pass
+        self._stop_process(1.0)  # a late hello must not be read as an answer: start over
+        return False
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
@@ -177,7 +196,7 @@ class _Slot:
             if self._proc is None or not self._proc.is_alive() or self._conn is None:
                 self._replace()
             conn = self._conn
-            if conn is None:  # pragma: no cover - _replace always sets it
+            if conn is None:  # the new worker never said it was ready
                 break
             try:
                 conn.send_bytes(header)
@@ -199,6 +218,7 @@ class _Slot:
         had = self._proc is not None
         self._stop_process(1.0)
         self._spawn()
+        self._ready(60.0)
         if had:
             with self._pool._lock:
                 self._pool.restarts += 1
@@ -209,6 +229,7 @@ class _Slot:
 # ~30 µs an event, these columns ~1 µs to write and ~1.5 µs to read back as Pendings.
 
 _EMPTY: dict[str, Any] = {}
+_HELLO = b"ready"
 
 
 def encode_batch(batch: PreparedBatch) -> tuple[Any, ...]:
@@ -250,6 +271,7 @@ def _work(conn: _Conn, parent: int, db: str, config: ServerConfig | None) -> Non
     pipelines = Pipelines(config, ActionSchemas(store))
     generation = 0
     try:
+        conn.send_bytes(_HELLO)
         while True:
             while not conn.poll(1.0):
                 if os.getppid() != parent:
