@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from auditkeep.errors import FieldProblem, StorageError, ValidationError
+from auditkeep.query import plans, rollups
 from auditkeep.query.ast import Node
-from auditkeep.query.fields import column_values, free_text, leaves
-from auditkeep.query.sql import Condition, compile_where
+from auditkeep.query.fields import column_values, free_text, leaves, time_us
+from auditkeep.query.sql import Condition
 from auditkeep.storage.sqlite import Connections, mapped_errors
 
 SCHEMA = """
@@ -37,34 +38,38 @@ CREATE TABLE IF NOT EXISTS events (
     rid TEXT,
     service TEXT,
     trace_id TEXT,
-    request_id TEXT
+    request_id TEXT,
+    id TEXT,
+    received TEXT
 );
 CREATE INDEX IF NOT EXISTS ev_time ON events (log_id, time_us);
+CREATE INDEX IF NOT EXISTS ev_seq ON events (log_id, seq);
 CREATE INDEX IF NOT EXISTS ev_actor ON events (log_id, actor, time_us);
 CREATE INDEX IF NOT EXISTS ev_action ON events (log_id, action, time_us);
-CREATE INDEX IF NOT EXISTS ev_resource ON events (log_id, rtype, rid, time_us);
-CREATE INDEX IF NOT EXISTS ev_rid ON events (log_id, rid, time_us);
-CREATE INDEX IF NOT EXISTS ev_outcome ON events (log_id, outcome, time_us);
-CREATE INDEX IF NOT EXISTS ev_category ON events (log_id, category, time_us);
-CREATE INDEX IF NOT EXISTS ev_service ON events (log_id, service, time_us);
+CREATE INDEX IF NOT EXISTS ev_rid ON events (log_id, rid, time_us) WHERE rid IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ev_trace ON events (log_id, trace_id) WHERE trace_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ev_request ON events (log_id, request_id)
     WHERE request_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ev_id ON events (log_id, id) WHERE id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS keys (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS attrs (
-    key TEXT NOT NULL,
+    key INTEGER NOT NULL,
     value NOT NULL,
     rowid INTEGER NOT NULL,
     PRIMARY KEY (key, value, rowid)
 ) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5 (text, content='');
+CREATE TABLE IF NOT EXISTS blocks (
+    block INTEGER PRIMARY KEY, max_time INTEGER NOT NULL, prefix_max INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS cursors (log_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS field_cursors (log_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS ev_seq ON events (log_id, seq);
-"""
+""" + rollups.SCHEMA
 
 # Bump when SCHEMA changes: the index is derived, so an old one is dropped and rebuilt.
-SCHEMA_VERSION = 4
-TABLES = ("events_fts", "events", "attrs", "cursors", "field_cursors")
+SCHEMA_VERSION = 5
+TABLES = ("events_fts", "events", "attrs", "keys", "blocks", "cursors", "field_cursors",
+          *rollups.TABLES)
 WRITER_CACHE_KIB = 512 * 1024
 
 
@@ -72,7 +77,8 @@ def index_row(log_id: int, rec: dict[str, Any]) -> tuple[Any, ...]:
     c = column_values(rec)
     return (log_id, c["seq"], c["time"], c["actor.id"], c["actor.type"], c["action"],
             c["outcome"], c["category"], c["severity"], c["resource.type"],
-            c["resource.id"], c["source.service"], c["trace_id"], c["request_id"])
+            c["resource.id"], c["source.service"], c["trace_id"], c["request_id"],
+            c["id"], c["received"])
 
 
 def encode_cursor(t: int, seq: int) -> str:
@@ -128,12 +134,6 @@ def _move(w: sqlite3.Connection, table: str, log_id: int, seq: int) -> None:
               "DO UPDATE SET seq = excluded.seq", (log_id, seq))
 
 
-def _insert_fields(w: sqlite3.Connection, rows: list[tuple[int, dict[str, Any]]],
-                   raws: dict[int, Any]) -> None:
-    w.executemany("INSERT OR IGNORE INTO attrs (key, value, rowid) VALUES (?, ?, ?)",
-                  [(k, v, rowid) for rowid, r in rows for k, v in leaves(r, raws.get(r["seq"]))])
-
-
 class SearchIndex:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -141,6 +141,7 @@ class SearchIndex:
         self._conns = Connections(self.path, synchronous="NORMAL", cache_kib=131072)
         self._reader = self._conns.reader
         self._write_lock = threading.Lock()
+        self._rollups = rollups.RollupWriter()
         with mapped_errors(f"opening {self.path}"):
             self._writer = self._conns.new()
             # Index pages are touched at random as rows arrive (actors, actions, attrs
@@ -152,6 +153,10 @@ class SearchIndex:
                     self._writer.execute(f"DROP TABLE IF EXISTS {table}")
             self._writer.executescript(SCHEMA)
             self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._keys = self._load_keys()
+
+    def _load_keys(self) -> dict[str, int]:
+        return {k: int(i) for i, k in self._writer.execute("SELECT id, key FROM keys")}
 
     def cursor(self, log_id: int) -> int:
         row = self._reader().execute("SELECT seq FROM cursors WHERE log_id = ?",
@@ -169,9 +174,9 @@ class SearchIndex:
             raws: dict[int, Any] | None = None, *, fields: bool = True) -> bool:
         """Index `records` (consecutive, from the log's cursor) and move the cursor.
         `raws` maps seq -> the parsed raw source object of records that have one.
-        With `fields=False` only the columns and free text are written, and
-        `add_fields` must follow (the indexer does this so the hot fields stay
-        searchable within a second under load; the `attrs` rows cost twice as much).
+        With `fields=False` only the columns, free text and their rollups are written,
+        and `add_fields` must follow (the indexer does this so the hot fields stay
+        searchable within a second under load; the `attrs` rows cost as much again).
         False, and nothing written, if the cursor moved meanwhile (another indexer)."""
         rows = [index_row(log_id, r) for r in records]
         texts = [free_text(r) for r in records]
@@ -185,18 +190,22 @@ class SearchIndex:
                 start = w.execute("SELECT coalesce(max(rowid), 0) + 1 FROM events").fetchone()[0]
                 w.executemany(
                     "INSERT INTO events (rowid, log_id, seq, time_us, actor, actor_type, action, "
-                    "outcome, category, severity, rtype, rid, service, trace_id, request_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "outcome, category, severity, rtype, rid, service, trace_id, request_id, "
+                    "id, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(start + i, *row) for i, row in enumerate(rows)])
                 w.executemany("INSERT INTO events_fts (rowid, text) VALUES (?, ?)",
                               [(start + i, t) for i, t in enumerate(texts)])
+                _blocks(w, start, [row[2] for row in rows])
+                self._rollups.add_rows(w, rows)
                 _move(w, "cursors", log_id, next_seq)
                 if fields:
-                    _insert_fields(w, [(start + i, r) for i, r in enumerate(records)], raws or {})
+                    self._fields(w, log_id, [(start + i, r) for i, r in enumerate(records)],
+                                 raws or {})
                     _move(w, "field_cursors", log_id, next_seq)
                 w.execute("COMMIT")
             except BaseException:
                 w.execute("ROLLBACK")
+                self._forget()
                 raise
         return True
 
@@ -216,24 +225,43 @@ class SearchIndex:
                 rowids = dict(w.execute(
                     "SELECT seq, rowid FROM events WHERE log_id = ? AND seq >= ? AND seq < ?",
                     (log_id, first, next_seq)).fetchall())
-                _insert_fields(w, [(rowids[r["seq"]], r) for r in records], raws or {})
+                self._fields(w, log_id, [(rowids[r["seq"]], r) for r in records], raws or {})
                 _move(w, "field_cursors", log_id, next_seq)
                 w.execute("COMMIT")
             except BaseException:
                 w.execute("ROLLBACK")
+                self._forget()
                 raise
         return True
+
+    def _fields(self, w: sqlite3.Connection, log_id: int, rows: list[tuple[int, dict[str, Any]]],
+                raws: dict[int, Any]) -> None:
+        keys = self._keys
+        out: list[tuple[int, Any, int]] = []
+        summaries: list[tuple[int, int, str, list[tuple[str, Any]]]] = []
+        for rowid, r in rows:
+            found = leaves(r, raws.get(r["seq"]))
+            for k, v in found:
+                kid = keys.get(k)
+                if kid is None:
+                    kid = keys[k] = int(w.execute("INSERT INTO keys (key) VALUES (?) RETURNING id",
+                                                  (k,)).fetchone()[0])
+                out.append((kid, v, rowid))
+            summaries.append((log_id, time_us(r["time"]), r["action"], found))
+        # In key order, so each B-tree page of `attrs` is visited once per batch.
+        out.sort(key=_by_key)
+        w.executemany("INSERT OR IGNORE INTO attrs (key, value, rowid) VALUES (?, ?, ?)", out)
+        self._rollups.add_fields(w, summaries)
+
+    def _forget(self) -> None:
+        """After a rolled-back write: what the writer cached may not be stored."""
+        self._rollups.forget()
+        self._keys = self._load_keys()
 
     def search(self, log_id: int, node: Node, window: Window, *, limit: int,
                oldest_first: bool = False) -> list[tuple[int, int]]:
         """(time_us, seq) of matches, newest first (or oldest first)."""
-        where = compile_where(node)
-        win = window.conditions()
-        order = "ASC" if oldest_first else "DESC"
-        sql = ("SELECT time_us, seq FROM events WHERE log_id = ? AND " + win.sql  # noqa: S608 -- compiled from fixed fragments; values are bound
-               + " AND " + where.sql + f" ORDER BY time_us {order}, rowid {order} LIMIT ?")
-        rows = self.execute(sql, [log_id, *win.args, *where.args, limit])
-        return [(int(t), int(s)) for t, s in rows]
+        return plans.search(self, log_id, node, window, limit=limit, oldest_first=oldest_first)
 
     def execute(self, sql: str, args: Sequence[Any]) -> list[Any]:
         """Run a read on the index, mapping driver errors (full text syntax errors
@@ -245,3 +273,34 @@ class SearchIndex:
 
     def close(self) -> None:
         self._conns.close()
+
+
+def _by_key(row: tuple[int, Any, int]) -> tuple[int, int, Any, int]:
+    v = row[1]
+    return (row[0], 1 if isinstance(v, str) else 0, v, row[2])
+
+
+def _blocks(w: sqlite3.Connection, start: int, times: list[int]) -> None:
+    """Keep each block's newest time and the newest time at or below it."""
+    if not times:
+        return
+    newest: dict[int, int] = {}
+    for i, t in enumerate(times):
+        b = (start + i) >> plans.BLOCK_BITS
+        if newest.get(b, t - 1) < t:
+            newest[b] = t
+    first = min(newest)
+    row = w.execute("SELECT max_time, prefix_max FROM blocks WHERE block = ?", (first,)).fetchone()
+    below = w.execute("SELECT prefix_max FROM blocks WHERE block < ? ORDER BY block DESC LIMIT 1",
+                      (first,)).fetchone()
+    running = below[0] if below else None
+    out = []
+    for b in sorted(newest):
+        t = newest[b]
+        if b == first and row is not None:
+            t = max(t, row[0])
+        running = t if running is None else max(running, t)
+        out.append((b, t, running))
+    w.executemany("INSERT INTO blocks (block, max_time, prefix_max) VALUES (?, ?, ?) "
+                  "ON CONFLICT (block) DO UPDATE SET max_time = excluded.max_time, "
+                  "prefix_max = excluded.prefix_max", out)

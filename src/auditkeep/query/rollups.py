@@ -1,0 +1,287 @@
+"""Rollups the indexer keeps beside the search index, so counts, histograms and group-bys
+over long windows read pre-summed rows instead of every event.
+
+- `counts`: events per minute, of all events (dim `''`) and per value of a few
+  low-cardinality columns (`COUNT_DIMS`). Totals and histograms of a query that is empty
+  or names one of those columns read these.
+- `groups`: events per hour per `(key, value)` of every field, over all events (dim
+  `''`) and per action (dim `action`). A key with more than `CAP[dim]` values in one
+  hour (ids, free text, amounts) is retired from the rollup for good
+  (`rollup_retired`): its rows are deleted and never written again, so the table stays
+  a summary; group-bys on a retired key scan the events as before.
+
+Both are written in the transaction that writes the events they count (the columns in
+the first pass, the `attrs` keys in the second), so a rollup never disagrees with the
+rows a scan would read. Window edges that do not fall on a minute (an hour) are
+counted from the events by the caller. An absent nullable column counts under `NULL`
+(an empty blob, which sorts after every text and equals no query value).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from auditkeep.query.ast import All, Eq, Node, Or, Wildcard
+from auditkeep.query.sql import glob_pattern, next_prefix
+
+MINUTE_US = 60_000_000
+HOUR_US = 3_600_000_000
+NULL = b""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS counts (
+    log_id INTEGER NOT NULL, dim TEXT NOT NULL, value NOT NULL, minute INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (log_id, dim, value, minute)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS groups (
+    log_id INTEGER NOT NULL, key TEXT NOT NULL, dim TEXT NOT NULL, dvalue NOT NULL,
+    hour INTEGER NOT NULL, value NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (log_id, key, dim, dvalue, hour, value)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_hours (
+    log_id INTEGER NOT NULL, hour INTEGER NOT NULL, PRIMARY KEY (log_id, hour)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_retired (
+    log_id INTEGER NOT NULL, dim TEXT NOT NULL, key TEXT NOT NULL,
+    PRIMARY KEY (log_id, dim, key)
+) WITHOUT ROWID;
+"""
+TABLES = ("counts", "groups", "rollup_hours", "rollup_retired")
+
+# Positions in `index.index_row` (log_id, seq, time_us, actor, actor_type, action, outcome,
+# category, severity, rtype, rid, service, trace_id, request_id, id, received).
+_TIME, _ACTION = 2, 5
+#: Columns counted per minute, by query path.
+COUNT_DIMS = {"action": 5, "outcome": 6, "category": 7, "severity": 8, "actor.type": 4,
+              "source.service": 11, "resource.type": 9}
+#: Columns rolled up per hour for group-bys (ids and times never are: every value new).
+GROUP_COLUMNS = {"actor.id": 3, "actor.type": 4, "action": 5, "outcome": 6, "category": 7,
+                 "severity": 8, "resource.type": 9, "source.service": 11}
+#: Most values a key may have in one hour (per dim value) before it is retired.
+CAP = {"": 10_000, "action": 500}
+_CACHE_GROUPS = 200_000
+
+_COUNT_ITEMS = tuple(COUNT_DIMS.items())
+_GROUP_ITEMS = tuple(GROUP_COLUMNS.items())
+
+
+class RollupWriter:
+    """Keeps the rollups as the indexer writes rows. Holds, per (log, key, dim, dim value,
+    hour), the values already stored (to apply the cap without a read per row); call
+    `forget()` after a rolled-back transaction."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[Any, ...], set[Any]] = {}
+        self._retired: set[tuple[int, str, str]] | None = None
+        self._hours: set[tuple[int, int]] | None = None
+
+    def forget(self) -> None:
+        self._values.clear()
+        self._retired = None
+        self._hours = None
+
+    def add_rows(self, w: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Roll up the columns of `rows` (as `index_row` makes them)."""
+        counts: Counter[tuple[Any, ...]] = Counter()
+        groups: Counter[tuple[Any, ...]] = Counter()
+        for row in rows:
+            log_id, t, action = row[0], row[_TIME], row[_ACTION]
+            minute, hour = t // MINUTE_US, t // HOUR_US
+            counts[log_id, "", "", minute] += 1
+            for dim, i in _COUNT_ITEMS:
+                v = row[i]
+                counts[log_id, dim, NULL if v is None else v, minute] += 1
+            for key, i in _GROUP_ITEMS:
+                v = row[i]
+                if v is None:
+                    v = NULL
+                groups[log_id, key, "", "", hour, v] += 1
+                groups[log_id, key, "action", action, hour, v] += 1
+        w.executemany(
+            "INSERT INTO counts (log_id, dim, value, minute, n) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (log_id, dim, value, minute) DO UPDATE SET n = n + excluded.n",
+            [(*k, n) for k, n in counts.items()])
+        self._groups(w, groups)
+
+    def add_fields(self, w: sqlite3.Connection,
+                   items: Iterable[tuple[int, int, str, Iterable[tuple[str, Any]]]]) -> None:
+        """Roll up `attrs` leaves: items are (log_id, time_us, action, leaves); an event
+        counts once per distinct (key, value), as the `attrs` rows do."""
+        groups: Counter[tuple[Any, ...]] = Counter()
+        for log_id, t, action, leaves in items:
+            hour = t // HOUR_US
+            for key, v in set(leaves):
+                groups[log_id, key, "", "", hour, v] += 1
+                groups[log_id, key, "action", action, hour, v] += 1
+        self._groups(w, groups)
+
+    def _groups(self, w: sqlite3.Connection, groups: Counter[tuple[Any, ...]]) -> None:
+        retired = self._load_retired(w)
+        hours = self._load_hours(w)
+        new_hours: set[tuple[int, int]] = set()
+        fresh: dict[tuple[Any, ...], set[Any]] = {}
+        retire: set[tuple[int, str, str]] = set()
+        for log_id, key, dim, dvalue, hour, value in groups:
+            if (log_id, dim, key) in retired or (log_id, dim, key) in retire:
+                continue
+            g = (log_id, key, dim, dvalue, hour)
+            seen = self._values.get(g)
+            if seen is None:
+                seen = self._stored_values(w, g) if (log_id, hour) in hours else set()
+                self._values[g] = seen
+                if (log_id, hour) not in hours:
+                    new_hours.add((log_id, hour))
+            if value in seen:
+                continue
+            add = fresh.setdefault(g, set())
+            add.add(value)
+            if len(seen) + len(add) > CAP[dim]:
+                retire.add((log_id, dim, key))
+        for log_id, dim, key in retire:
+            w.execute("INSERT OR IGNORE INTO rollup_retired (log_id, dim, key) VALUES (?, ?, ?)",
+                      (log_id, dim, key))
+            w.execute("DELETE FROM groups WHERE log_id = ? AND key = ? AND dim = ?",
+                      (log_id, key, dim))
+            retired.add((log_id, dim, key))
+        for g, add in fresh.items():
+            if (g[0], g[2], g[1]) not in retired:
+                self._values[g] |= add
+        if retire:
+            self._values = {g: v for g, v in self._values.items()
+                            if (g[0], g[2], g[1]) not in retired}
+        w.executemany(
+            "INSERT INTO groups (log_id, key, dim, dvalue, hour, value, n) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (log_id, key, dim, dvalue, hour, value) "
+            "DO UPDATE SET n = n + excluded.n",
+            [(*k, n) for k, n in groups.items() if (k[0], k[2], k[1]) not in retired])
+        if new_hours:
+            w.executemany("INSERT OR IGNORE INTO rollup_hours (log_id, hour) VALUES (?, ?)",
+                          sorted(new_hours))
+            hours |= new_hours
+        if len(self._values) > _CACHE_GROUPS:
+            self._values.clear()  # reloaded on demand, a group at a time
+
+    def _stored_values(self, w: sqlite3.Connection, g: tuple[Any, ...]) -> set[Any]:
+        return {r[0] for r in w.execute(
+            "SELECT value FROM groups WHERE log_id = ? AND key = ? AND dim = ? AND dvalue = ? "
+            "AND hour = ?", g)}
+
+    def _load_retired(self, w: sqlite3.Connection) -> set[tuple[int, str, str]]:
+        if self._retired is None:
+            self._retired = {(int(a), b, c) for a, b, c in w.execute(
+                "SELECT log_id, dim, key FROM rollup_retired")}
+        return self._retired
+
+    def _load_hours(self, w: sqlite3.Connection) -> set[tuple[int, int]]:
+        if self._hours is None:
+            self._hours = {(int(a), int(b)) for a, b in w.execute(
+                "SELECT log_id, hour FROM rollup_hours")}
+        return self._hours
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DimFilter:
+    """A query the rollups can answer: every event (`dim` ''), or a test of one rolled-up
+    column's value, as SQL on a rollup column (`sql` formats `{v}` with its name)."""
+
+    dim: str
+    sql: str
+    args: tuple[Any, ...]
+
+    def on(self, column: str) -> tuple[str, list[Any]]:
+        return self.sql.format(v=column), list(self.args)
+
+
+def dim_filter(node: Node, dims: Iterable[str]) -> DimFilter | None:
+    """The rollup form of `node` if it is empty or tests one of `dims` only (equality,
+    wildcards, or an OR of those on the same field), else None."""
+    if isinstance(node, All):
+        return DimFilter("", "{v} = ''", ())
+    items = [i for i in (node.items if isinstance(node, Or) else (node,))
+             if isinstance(i, Eq | Wildcard)]
+    if not items or len(items) != (len(node.items) if isinstance(node, Or) else 1):
+        return None
+    path = items[0].field
+    if path not in dims or any(i.field != path for i in items):
+        return None
+    parts: list[str] = []
+    args: list[Any] = []
+    for i in items:
+        if isinstance(i, Eq):
+            parts.append("{v} = ?")
+            args.append(i.value.text)
+            continue
+        prefix = i.prefix()
+        if prefix is None:
+            parts.append("({v} >= '' AND {v} < x'' AND {v} GLOB ?)")
+            args.append(glob_pattern(i.pattern))
+            continue
+        upper = next_prefix(prefix)
+        if upper is None:
+            parts.append("({v} >= ? AND {v} < x'')")
+            args.append(prefix)
+        else:
+            parts.append("({v} >= ? AND {v} < ?)")
+            args += [prefix, upper]
+    return DimFilter(path, "(" + " OR ".join(parts) + ")", tuple(args))
+
+
+def count_dims() -> tuple[str, ...]:
+    return tuple(COUNT_DIMS)
+
+
+def group_dims() -> tuple[str, ...]:
+    """The fields a group-by may be filtered on and still read `groups`."""
+    return ("action",)
+
+
+def cut(lo: int | None, hi: int | None, unit: int
+        ) -> tuple[tuple[int | None, int | None] | None, list[tuple[int | None, int | None]]]:
+    """Split the window [lo, hi) (None: open) into whole `unit`s, as unit numbers
+    [first, end) (None: open), and the edges left over, in microseconds."""
+    first = None if lo is None else -(-lo // unit)
+    end = None if hi is None else hi // unit
+    if first is not None and end is not None and first >= end:
+        return None, [(lo, hi)]
+    edges: list[tuple[int | None, int | None]] = []
+    if lo is not None and first is not None and lo < first * unit:
+        edges.append((lo, first * unit))
+    if hi is not None and end is not None and end * unit < hi:
+        edges.append((end * unit, hi))
+    return (first, end), edges
+
+
+def unit_range(column: str, span: tuple[int | None, int | None]) -> tuple[str, list[Any]]:
+    parts, args = [], []
+    if span[0] is not None:
+        parts.append(f"{column} >= ?")
+        args.append(span[0])
+    if span[1] is not None:
+        parts.append(f"{column} < ?")
+        args.append(span[1])
+    return (" AND ".join(parts) or "1"), args
+
+
+def sort_key(value: Any) -> tuple[int, Any]:
+    """SQLite's order of values (NULL, numbers, text, blobs), for merging groups."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, int | float):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    return (3, bytes(value))
+
+
+def column_of(value: Any) -> Any:
+    """A rollup value as the column it counts (the NULL marker back to None)."""
+    return None if isinstance(value, bytes) else value
+
