@@ -94,7 +94,8 @@ class Node:
         if self.indexer is not None:
             self.indexer.start()
         if self.compactor is None:
-            self.compactor = CheckpointCompactor(self.logs.compact_checkpoints, compact_every)
+            self.compactor = CheckpointCompactor(
+                lambda stopping: self.logs.compact_checkpoints(stopping=stopping), compact_every)
             self.compactor.start()
 
     def close(self) -> None:

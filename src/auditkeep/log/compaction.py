@@ -272,10 +272,11 @@ def _without_journal_conflicts(journal: Path, origin: str, dropping: list[Stored
 
 
 class CheckpointCompactor:
-    """Runs `compact` (every log) once at start and then every `every` seconds, in a
-    daemon thread; a failure is logged and retried at the next round."""
+    """Runs `compact(stopping)` (every log) once at start and then every `every` seconds,
+    in a daemon thread; a failure is logged and retried at the next round."""
 
-    def __init__(self, compact: Callable[[], object], every: float = HOUR) -> None:
+    def __init__(self, compact: Callable[[Callable[[], bool]], object],
+                 every: float = HOUR) -> None:
         self._compact = compact
         self._every = every
         self._stop = threading.Event()
@@ -293,7 +294,7 @@ class CheckpointCompactor:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._compact()
+                self._compact(self._stop.is_set)  # checked between logs
             except Exception:
                 log.exception("checkpoint compaction failed; retrying in %.0f s", self._every)
             self._stop.wait(self._every)

@@ -117,11 +117,15 @@ class LogService:
     def journal_path(self, name: str) -> Path | None:
         return None if self._journal_dir is None else self._journal_dir / f"{name}.checkpoints"
 
-    def compact_checkpoints(self, now: float | None = None) -> list[Compaction]:
-        """Thin out every log's stored checkpoints and journal (log/compaction.py)."""
+    def compact_checkpoints(self, now: float | None = None,
+                            stopping: Callable[[], bool] = lambda: False) -> list[Compaction]:
+        """Thin out every log's stored checkpoints and journal (log/compaction.py), log by
+        log until `stopping()`."""
         now = time.time() if now is None else now
         done = []
         for info in self.store.list_logs():
+            if stopping():
+                break
             verifiers = [k.verifier(info.origin) for k in self.keys.published()]
             done.append(compact_log(self.store, info, verifiers, self.journal_path(info.name),
                                     now))
