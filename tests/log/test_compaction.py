@@ -4,6 +4,7 @@ shows rollback, forks and bad checkpoints."""
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import shutil
 import threading
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 from auditkeep.cli.main import cli
 from auditkeep.datadir import DataDir, open_node
 from auditkeep.errors import ConfigError
+from auditkeep.log import merkle
 from auditkeep.log.checkpoint import Checkpoint, sign_checkpoint
 from auditkeep.log.compaction import (
     DAY,
@@ -117,6 +119,26 @@ class TestCompactedLog:
         code, out = run_verify(data)
         assert code == 0, out
         assert "default: 120 entries, 2 checkpoints: ok" in out
+
+    def test_the_retained_checkpoints_are_provably_consistent_with_each_other(
+            self, data: DataDir, attacker: Attacker) -> None:
+        base = (time.time() - 2 * DAY) // HOUR * HOUR
+        rows = attacker.execute("SELECT id FROM checkpoints ORDER BY size")
+        for i, (rowid,) in enumerate(rows):  # two checkpoints an hour
+            when = base + (i // 2) * HOUR + i % 2
+            attacker.execute("UPDATE checkpoints SET created=? WHERE id=?",
+                             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)), rowid)
+        assert "default: 13 -> 8 checkpoints" in compact(data)
+        kept = attacker.execute("SELECT size, root FROM checkpoints ORDER BY size")
+        assert [k[0] for k in kept] == [0, 10, 30, 50, 70, 90, 110, 120]  # last of each hour
+        n = open_node(data, with_index=False)
+        try:
+            for (a, ra), (b, rb) in itertools.pairwise(kept[1:]):  # size 0 needs no proof
+                proof = n.logs.consistency_proof("default", a, b)
+                merkle.verify_consistency(a, b, proof, bytes(ra), bytes(rb))
+        finally:
+            n.close()
+        assert run_verify(data)[0] == 0
 
     def test_recent_checkpoints_are_left_alone(self, data: DataDir) -> None:
         before = (data.journal / "default.checkpoints").read_bytes()
