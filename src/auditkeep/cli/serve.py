@@ -38,8 +38,8 @@ from auditkeep.server.workers import IngestWorkers
 @click.option("--ingest-workers", default=None, type=click.IntRange(0),
               envvar="AUDITKEEP_INGEST_WORKERS", metavar="N",
               help="Worker processes that decode, validate and prepare POST /v1/events "
-                   "bodies (0: in the server process) [default: 1 with 2 cores or more, "
-                   "else 0; env AUDITKEEP_INGEST_WORKERS].")
+                   "bodies (0: in the server process) [default: one a core, at most 4; "
+                   "0 on one core; env AUDITKEEP_INGEST_WORKERS].")
 @click.option("--config", "config_file", default=None, envvar="AUDITKEEP_CONFIG",
               type=click.Path(dir_okay=False), metavar="FILE",
               help="Pipeline configuration (sources, stages, tenants): docs/pipeline.md. "
@@ -120,9 +120,12 @@ def serve(data: str | None, host: str, port: int, origin_prefix: str, queue_limi
 
 
 def default_ingest_workers() -> int:
-    """One worker as soon as there is a second core: the server process then keeps HTTP
-    and the sequencer, the worker prepares (measured in bench/ingest.py)."""
-    return 1 if (os.cpu_count() or 1) >= 2 else 0
+    """One worker a core, at most 4, and none on a single core (where the hand-off to a
+    worker is pure cost). The server process keeps HTTP and the sequencers, about a
+    third of the CPU an event costs; four workers prepare more than one server process
+    can sequence (measured in bench/ingest.py, docs/decisions.md)."""
+    cores = os.cpu_count() or 1
+    return 0 if cores < 2 else min(cores, 4)
 
 
 def _ingest_workers(n: Node, d: DataDir, config: ServerConfig | None, count: int | None

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import orjson
 
-from auditkeep.pipeline.config import ServerConfig
 from auditkeep.pipeline.schema import Event
 from auditkeep.pipeline.schemas import ActionSchemas, raise_violations
-from auditkeep.pipeline.stages import Pipeline
 from auditkeep.pipeline.validate import decode_events
+
+if TYPE_CHECKING:  # a worker process need not import the configuration's loaders
+    from auditkeep.pipeline.config import ServerConfig
+    from auditkeep.pipeline.stages import Pipeline
 
 
 class Pipelines:

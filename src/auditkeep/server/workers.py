@@ -25,15 +25,17 @@ import threading
 import traceback
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from auditkeep.errors import AuditkeepError, Pushback
-from auditkeep.pipeline.config import ServerConfig
 from auditkeep.pipeline.prepare import Pending
 from auditkeep.server.batches import IngestJob, PreparedBatch, prepare_batch
 from auditkeep.server.pipelines import Pipelines
+
+if TYPE_CHECKING:  # a worker process need not import the configuration's loaders
+    from auditkeep.pipeline.config import ServerConfig
 
 log = logging.getLogger(__name__)
 
