@@ -1,8 +1,10 @@
 """Ingest throughput: HTTP bulk (NDJSON, 1,000 a request, 8 clients, durable acks) and
 in-process append, each against the floor of appending the same canonical bytes to a
-file with an fsync per 1,000.
+file with an fsync per 1,000. HTTP runs without ingest workers (`--ingest-workers 0`)
+and with the server's default (or each `--workers N`), each followed by where the CPU
+went: the benchmark's clients, the server process, its workers and its indexer.
 
-    python bench/ingest.py [--events 200000]
+    python bench/ingest.py [--events 200000] [--workers N ...] [--http-only]
 """
 
 from __future__ import annotations

@@ -5,11 +5,13 @@ and schemas), and killing a worker or the server loses nothing acknowledged."""
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -19,6 +21,14 @@ from click.testing import CliRunner
 from auditkeep.auth import create_token
 from auditkeep.cli.main import cli
 from auditkeep.datadir import DataDir
+from auditkeep.errors import ForbiddenError, PayloadTooLarge, ValidationError
+from auditkeep.pipeline.prepare import dedup_key, encode, prepare
+from auditkeep.pipeline.schemas import ActionSchemas
+from auditkeep.pipeline.validate import decode_events
+from auditkeep.server.batches import IngestJob
+from auditkeep.server.pipelines import Pipelines
+from auditkeep.server.workers import _run_job, decode_batch
+from auditkeep.storage.memory import MemoryBackend
 from auditkeep.storage.sqlite import SQLiteBackend
 from tests.conftest import ServerProcess, start_server
 from tests.server.helpers import assert_included, checkpoint, event, size_of
@@ -40,6 +50,52 @@ def srv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProces
                      "--config", str(cfg))
     yield s
     s.stop()
+
+
+def prepared(body: bytes, *, ndjson: bool = False, admin: bool = True) -> Any:
+    """A job run as a worker runs it: its reply, read back as the server reads it."""
+    store = MemoryBackend()
+    reply = _run_job(Pipelines(None, ActionSchemas(store)),
+                     IngestJob(body, ndjson, "default", admin, "tok_test", admin))
+    return pickle.loads(reply)  # noqa: S301 -- the bytes we just made
+
+
+class TestWorkerReplies:
+    def test_prepared_events_cross_the_pipe_unchanged_but_for_fields(self) -> None:
+        evs = [event(1, id="given"), event(2), {**event(3), "metadata": {"\U0001f600": 1.5}},
+               {**event(4), "actor": {"id": "svc", "type": "service"}}]
+        body = orjson.dumps(evs)
+        kind, counts, cols = (prepared(body))
+        assert kind == "ok" and counts is None
+        got = decode_batch(cols).pendings
+        want = prepare(decode_events(body, ndjson=False), tenant="default",
+                       submitter="tok_test", may_set_tenant=True)
+        assert [p.plain for p in got] == [True, True, False, True]
+        assert [p.personal is None for p in got] == [False, False, False, True]
+        for a, b in zip(got, want, strict=True):
+            assert (a.explicit_id, a.dedup_key == dedup_key(a.id, assigned=not a.explicit_id),
+                    a.plain, a.raw) == (b.explicit_id, True, b.plain, b.raw)
+            assert a.entry(5) == encode({**_fields_of(a.entry(5)), "seq": 5}, a.plain)
+        assert got[0].id == "given" and got[0].digest == want[0].digest
+
+    def test_errors_come_back_as_the_same_exceptions(self) -> None:
+        bad = orjson.dumps([event(1), {**event(2), "outcome": "maybe"}])
+        kind, _, exc = (prepared(bad))
+        assert kind == "error" and type(exc) is ValidationError
+        assert [(p.pointer, p.index) for p in exc.problems] == [("/1/outcome", 1)]
+        kind, _, exc = (prepared(orjson.dumps(event(1, tenant="beta")),
+                                             admin=False))
+        assert kind == "error" and type(exc) is ForbiddenError
+        assert exc.problems[0].pointer == "/tenant"
+        kind, _, exc = (prepared(b"\n".join([orjson.dumps(event(1))] * 10_001),
+                                             ndjson=True))
+        assert kind == "error" and type(exc) is PayloadTooLarge
+
+
+def _fields_of(entry: bytes) -> dict[str, object]:
+    fields: dict[str, object] = orjson.loads(entry)
+    del fields["seq"]
+    return fields
 
 
 def alive(pid: int) -> bool:
