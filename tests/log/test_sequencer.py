@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterator
 
 import orjson
 import pytest
 
-from auditkeep.errors import ConflictError, Pushback
+from auditkeep.errors import ConflictError, Pushback, StorageError
 from auditkeep.log import merkle
 from auditkeep.log.checkpoint import open_checkpoint
 from auditkeep.log.keys import KeyRing
@@ -98,6 +99,105 @@ class TestIdempotency:
         with pytest.raises(ConflictError, match="sha256"):
             bad.result(10)
         assert [r.seq for r in good.result(10).receipts] == [1, 2]
+
+
+class GatedStore(MemoryBackend):
+    """A backend whose appends wait for the test, and fail when it says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Semaphore(0)
+        self.go = threading.Semaphore(0)
+        self.fail_next = False
+        self.gated = False
+
+    def append(self, commit):  # type: ignore[no-untyped-def]
+        if self.gated:
+            self.entered.release()
+            assert self.go.acquire(timeout=10)
+        if self.fail_next:
+            self.fail_next = False
+            raise StorageError("disk full")
+        super().append(commit)
+
+
+class TestPipeline:
+    """The next commit is planned while the previous one is made durable."""
+
+    @pytest.fixture
+    def gated(self) -> GatedStore:
+        return GatedStore()
+
+    def start(self, gated: GatedStore) -> Sequencer:
+        r = KeyRing(gated, None)
+        r.ensure()
+        s = make(gated, r)  # type: ignore[arg-type]
+        gated.gated = True
+        return s
+
+    def test_a_failed_commit_fails_only_its_requests_and_the_next_is_replanned(
+            self, gated: GatedStore) -> None:
+        s = self.start(gated)
+        try:
+            first = s.submit(pendings(3))
+            assert gated.entered.acquire(timeout=10)  # first is in the backend
+            second = s.submit(pendings(2, 3))  # planned on top of first, seqs 3 and 4
+            time.sleep(0.2)
+            assert not second.done()  # nothing answered before its own commit
+            gated.fail_next = True
+            gated.go.release()
+            with pytest.raises(StorageError, match="disk full"):
+                first.result(10)
+            assert gated.entered.acquire(timeout=10)
+            gated.go.release()
+            assert [r.seq for r in second.result(10).receipts] == [0, 1]  # no gap
+            assert s.size == 2 and gated.get_log("t").size == 2  # type: ignore[union-attr]
+        finally:
+            gated.gated = False
+            gated.go.release()
+            s.close()
+
+    def test_a_retry_of_an_event_still_in_flight_is_a_duplicate(
+            self, gated: GatedStore) -> None:
+        s = self.start(gated)
+        try:
+            first = s.submit(pendings(2, ids=True))
+            assert gated.entered.acquire(timeout=10)
+            retry = s.submit(pendings(2, ids=True))
+            mixed = s.submit(pendings(1, 1, ids=True, outcome="failure"))  # conflicts
+            time.sleep(0.2)
+            assert not retry.done() and not mixed.done()  # first is not durable yet
+            gated.go.release()  # (nothing new in the second commit: no append)
+            got, again = first.result(10), retry.result(10)
+            assert [(r.seq, r.leaf_hash, r.duplicate) for r in again.receipts] == [
+                (r.seq, r.leaf_hash, True) for r in got.receipts]
+            with pytest.raises(ConflictError, match="seq 1"):
+                mixed.result(10)
+            assert s.size == 2
+        finally:
+            gated.gated = False
+            gated.go.release()
+            s.close()
+
+    def test_a_conflict_with_a_commit_that_then_fails_is_no_conflict(
+            self, gated: GatedStore) -> None:
+        s = self.start(gated)
+        try:
+            first = s.submit(pendings(1, ids=True))
+            assert gated.entered.acquire(timeout=10)
+            other = s.submit(pendings(1, ids=True, outcome="failure"))  # same id as first
+            time.sleep(0.2)
+            gated.fail_next = True
+            gated.go.release()
+            with pytest.raises(StorageError):
+                first.result(10)
+            assert gated.entered.acquire(timeout=10)
+            gated.go.release()
+            assert [(r.seq, r.duplicate) for r in other.result(10).receipts] == [(0, False)]
+        finally:
+            gated.gated = False
+            gated.go.release()
+            s.close()
 
 
 class TestPushback:
