@@ -9,6 +9,7 @@ checkpoint are checked against that, and checkpoints against the published keys
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
@@ -18,7 +19,7 @@ import orjson
 
 from auditkeep.errors import CorruptionError, NoteError
 from auditkeep.log.checkpoint import open_checkpoint
-from auditkeep.log.merkle import CompactTree
+from auditkeep.log.merkle import CompactTree, leaf_hashes
 from auditkeep.log.note import Verifier
 from auditkeep.storage.base import TILE_WIDTH, Backend, LogInfo, StoredCheckpoint
 
@@ -68,9 +69,10 @@ def entry_seq(entry: bytes) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _positions(store: Backend, info: LogInfo, report: LogReport,
-               index: list[tuple[int, int]]) -> Iterator[tuple[int, bytes]]:
-    """(position, entry) in stored order, reporting gaps, overlaps and unreadable bundles."""
+def _stored(store: Backend, info: LogInfo, report: LogReport,
+            index: list[tuple[int, int]]) -> Iterator[tuple[int, list[bytes]]]:
+    """(first seq, entries) of each bundle in stored order, reporting gaps, overlaps and
+    unreadable bundles."""
     expected = 0
     for w in range(0, len(index), _WINDOW):
         window = index[w : w + _WINDOW]
@@ -101,8 +103,7 @@ def _positions(store: Backend, info: LogInfo, report: LogReport,
                     info.name, "inserted", f"a bundle at seq {first} overlaps entries already "
                     f"stored up to {expected - 1}", seq=first))
                 continue
-            for i, entry in enumerate(b.entries):
-                yield first + i, entry
+            yield first, b.entries
             expected = first + count
     if expected < info.size:
         report.findings.append(Finding(
@@ -110,71 +111,132 @@ def _positions(store: Backend, info: LogInfo, report: LogReport,
             f"size is {info.size} but stored entries end at {expected}", seq=expected))
 
 
+class _TileCheck:
+    """Compares the nodes recomputed from the entries with the stored tiles, a run of
+    nodes at a time: one bytes comparison per tile, node by node only where they differ.
+    Level 0 mismatches are modified entries (every one is kept); above, the first
+    mismatching node of each tile."""
+
+    __slots__ = ("_cache", "_info", "_store", "_upper_tiles", "bad_leaves", "upper")
+
+    def __init__(self, store: Backend, info: LogInfo) -> None:
+        self._store, self._info = store, info
+        self._cache: dict[int, tuple[int, bytes]] = {}  # level -> (tile index, stored hashes)
+        self.bad_leaves: list[int] = []
+        self.upper: list[tuple[int, int]] = []
+        self._upper_tiles: set[tuple[int, int]] = set()
+
+    def _tile(self, level: int, idx: int) -> bytes:
+        cached = self._cache.get(level)
+        if cached is not None and cached[0] == idx:
+            return cached[1]
+        rows = self._store.read_tile_range(self._info.id, level, idx, idx + 1)
+        got = rows[0] if rows else b""
+        self._cache[level] = (idx, got)
+        return got
+
+    def check(self, runs: list[tuple[int, int, bytes]]) -> None:
+        for level, index, hashes in runs:
+            pos, end = 0, len(hashes)
+            while pos < end:
+                tile, off = divmod(index, TILE_WIDTH)
+                take = min(end - pos, (TILE_WIDTH - off) * 32)
+                mine = hashes[pos : pos + take]
+                got = self._tile(level, tile)[off * 32 : off * 32 + take]
+                if got != mine:
+                    self._mismatch(level, index, mine, got)
+                pos += take
+                index += take // 32
+
+    def _mismatch(self, level: int, index: int, mine: bytes, got: bytes) -> None:
+        for i in range(0, len(mine), 32):
+            if got[i : i + 32] != mine[i : i + 32]:
+                node = index + i // 32
+                if level == 0:
+                    self.bad_leaves.append(node)
+                    continue
+                key = (level, node // TILE_WIDTH)
+                if key not in self._upper_tiles:
+                    self._upper_tiles.add(key)
+                    self.upper.append((level, node))
+                return
+
+
+def _misplaced(first: int, entries: list[bytes]) -> list[tuple[int, int | None]]:
+    """(position, seq it holds) of each entry whose top-level `seq` is not its position.
+    The fast test reads the digits after the last `"seq":` (see `entry_seq`) with no
+    regex: ~0.3 µs an entry; `entry_seq` only where it fails."""
+    key = _SEQ_KEY
+    odd = [pos for pos, e in enumerate(entries, first)
+           if not e.startswith(b"%d," % pos, e.rfind(key) + 6)]
+    out: list[tuple[int, int | None]] = []
+    for pos in odd:
+        seq = entry_seq(entries[pos - first])
+        if seq != pos:
+            out.append((pos, seq))
+    return out
+
+
+_CHUNK = 16_384  # entries hashed and folded into the tree at a time
+
+
 def verify_log(store: Backend, info: LogInfo, verifiers: Sequence[Verifier],
                journal: Sequence[str] = ()) -> LogReport:
     report = LogReport(info.name)
     index = store.bundle_index(info.id)
     tree = CompactTree()
-    # Per level: hashes of the tile being filled. Nodes of a level complete in index
-    # order, so a tile is full after 256 appends (no division per node: hot loop).
-    computed: list[list[bytes]] = [[] for _ in range(64)]
-    tile_idx = [0] * 64
-    sha256 = hashlib.sha256
+    tiles = _TileCheck(store, info)
     roots: dict[int, bytes] = {0: tree.root()}
     checkpoints = store.checkpoints(info.id)
-    sizes = {cp.size for cp in checkpoints} | {info.size}
-    bad_leaves: list[int] = []
+    # Sizes whose root a check needs, in order: the tree is folded up to each in turn.
+    stops = sorted({cp.size for cp in checkpoints} | {info.size})
+    stop_at = set(stops)
     with_raw: list[tuple[int, bytes]] = []
 
-    upper_mismatch: list[tuple[int, int]] = []
-
-    def flush_tile(level: int) -> None:
-        idx = tile_idx[level]
-        stored = store.read_tile_range(info.id, level, idx, idx + 1)
-        mine = b"".join(computed[level])
-        got = stored[0] if stored else b""
-        if got[: len(mine)] != mine:
-            for i in range(0, len(mine), 32):
-                if got[i : i + 32] != mine[i : i + 32]:
-                    node = idx * TILE_WIDTH + i // 32
-                    if level == 0:
-                        bad_leaves.append(node)
-                    else:
-                        upper_mismatch.append((level, node))
-                        break
-        computed[level] = []
-        tile_idx[level] = idx + 1
-
-    for leaf_pos, (pos, entry) in enumerate(_positions(store, info, report, index)):
-        if pos != leaf_pos:
-            # A gap was reported; leaves cannot be placed, so stop building the tree here.
-            break
-        seq = entry_seq(entry)
-        leaf = sha256(b"\x00" + entry).digest()
-        if _RAW_KEY in entry:
-            with_raw.append((pos, entry))
-        if seq != pos:
+    def fold(first: int, entries: list[bytes]) -> None:
+        for pos, seq in _misplaced(first, entries):
             report.findings.append(Finding(
                 info.name, "reordered" if seq is not None and seq < info.size else "inserted",
                 f"position {pos} holds an entry for seq {seq}", seq=pos))
-        for level, _, h in tree.append(leaf):
-            buf = computed[level]
-            buf.append(h)
-            if len(buf) == TILE_WIDTH:
-                flush_tile(level)
-        if tree.size in sizes:
-            roots[tree.size] = tree.root()
-    for level, buf in enumerate(computed):
-        if buf:
-            flush_tile(level)
+        # Entries naming a raw object: one scan of the chunk, entry by entry only on a hit
+        # (the joined bytes hold the key wherever an entry does).
+        if _RAW_KEY in b"".join(entries):
+            with_raw.extend((pos, e) for pos, e in enumerate(entries, first) if _RAW_KEY in e)
+        leaves = leaf_hashes(entries)
+        done = 0
+        while done < len(leaves):
+            size = tree.size
+            i = bisect.bisect_right(stops, size)
+            take = len(leaves) - done
+            if i < len(stops):
+                take = min(take, stops[i] - size)
+            tiles.check(tree.extend_runs(leaves[done : done + take]))
+            done += take
+            if tree.size in stop_at:
+                roots[tree.size] = tree.root()
+
+    chunk: list[bytes] = []
+    chunk_first = 0
+    for first, entries in _stored(store, info, report, index):
+        if first != chunk_first + len(chunk):
+            # A gap was reported; leaves cannot be placed, so stop building the tree here.
+            break
+        chunk.extend(entries)
+        if len(chunk) >= _CHUNK:
+            fold(chunk_first, chunk)
+            chunk_first += len(chunk)
+            chunk = []
+    if chunk:
+        fold(chunk_first, chunk)
     reported = {f.seq for f in report.findings}
+    bad_leaves = tiles.bad_leaves
     for node in sorted(bad_leaves):
         if node not in reported:
             report.findings.append(Finding(
                 info.name, "modified", "the entry's bytes no longer hash to the leaf "
                 "recorded when it was appended", seq=node))
     if not bad_leaves:
-        for level, node in upper_mismatch:
+        for level, node in tiles.upper:
             report.findings.append(Finding(
                 info.name, "tile-mismatch", f"stored node ({level}, {node}) differs from the "
                 "node recomputed from the entries (proofs served from it would fail)",
