@@ -178,3 +178,13 @@ def test_the_log_has_what_the_tamperings_assume(built: DataDir) -> None:
         a.close()
 
 
+
+
+def test_misplaced_entries_are_named_with_the_seq_they_hold() -> None:
+    entries = [b'{"a":1,"seq":%d,"v":1}' % i for i in range(10, 20)]
+    entries[1] = b'{"seq":11}'  # last key: no comma after the digits
+    entries[3] = b'{"seq":99,"v":1}'
+    entries[5] = b'{"m":{"seq":15},"seq":150,"v":1}'  # the last "seq" is the record's
+    entries[7] = b'{"v":1}'
+    assert verify._misplaced(10, entries) == [(13, 99), (15, 150), (17, None)]
+    assert verify._misplaced(0, []) == []
