@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from auditkeep.datadir import DataDir, open_node
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.schema import Actor, Event
 from auditkeep.query import indexer as indexer_module
+from auditkeep.query.aggregate import Aggregator
+from auditkeep.query.ast import Eq, Literal_
 from auditkeep.query.index import SearchIndex, Window
 from auditkeep.query.indexer import Indexer, index_lag
 from auditkeep.query.lang import parse
+from auditkeep.query.predicate import Doc
 
 
 def test_fields_trail_the_columns_then_catch_up(tmp_path: Path,
@@ -47,6 +51,56 @@ def test_fields_trail_the_columns_then_catch_up(tmp_path: Path,
         assert hits("metadata.n:>=0") == list(range(25))
         # a second indexer that finds the field cursor moved writes nothing
         assert not index.add_fields(log.id, [{"seq": 24}], 25)
+    finally:
+        index.close()
+        store.close()
+
+
+def test_a_burst_is_indexed_completely_every_event_by_every_field(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst far beyond one batch, indexed in interleaved small passes (the second pass
+    reusing what the first parsed, or reading again when it let go): afterwards each
+    event is found by each value of each field it has, and counted by the rollups."""
+    monkeypatch.setattr(indexer_module, "BATCH", 70)
+    monkeypatch.setattr(indexer_module, "FIELD_BATCH", 30)
+    monkeypatch.setattr(indexer_module, "PARSED_KEPT", 100)
+    data = DataDir(tmp_path / "data")
+    n = open_node(data, with_index=False)
+    n.start()
+    events = [Event(action=["orders.refund", "iam.role.grant", "auth.login"][i % 3],
+                    actor=Actor(id=f"user-{i % 7}", type="user", email=f"u{i}@example.com"),
+                    outcome=["success", "failure"][i % 2], reason=f"burst item {i}",
+                    metadata={"n": i, "region": ["eu", "us"][i % 2], "tags": [f"t{i % 5}"]})
+              for i in range(400)]
+    for k in range(0, 400, 100):  # a burst of several commits
+        n.logs.append("default", prepare(events[k:k + 100], tenant="default", submitter="t",
+                                         may_set_tenant=False)).result()
+    n.close()
+    store = data.open_backend()
+    index = SearchIndex(data.search_db)
+    try:
+        log = store.get_log("default")
+        assert log is not None
+        ix = Indexer(store, index)
+        while ix.run_once():
+            pass
+        assert index_lag(store, index)["default"] == {
+            "size": 400, "indexed": 400, "fields_indexed": 400, "lag": 0}
+        records = [orjson.loads(e) for b in store.read_bundles(log.id, 0, 400)
+                   for e in b.entries]
+        for rec in records:
+            doc = Doc.of(rec)
+            terms = [(p, v) for p, v in doc.columns.items() if v is not None and p != "time"]
+            terms += [(k, v) for k, vs in doc.attrs.items() for v in vs]
+            assert len(terms) >= 12
+            for path, value in terms:
+                lit = Literal_(str(value), value if isinstance(value, int | float) else None)
+                hits = index.search(log.id, Eq(path, lit), Window(), limit=1000)
+                assert rec["seq"] in {s for _, s in hits}, (path, value)
+        agg = Aggregator(index, log.id, parse(""), Window())
+        assert agg.total() == 400
+        assert agg.groups(["metadata.region"], 5) == [(["eu"], 200), (["us"], 200)]
+        assert agg.groups(["actor.id"], 1) == [(["user-0"], 58)]
     finally:
         index.close()
         store.close()

@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,7 @@ SCHEMA_VERSION = 5
 TABLES = ("events_fts", "events", "attrs", "keys", "blocks", "cursors", "field_cursors",
           *rollups.TABLES)
 WRITER_CACHE_KIB = 512 * 1024
+_KEY_ID = itemgetter(0)
 
 
 def index_row(log_id: int, rec: dict[str, Any]) -> tuple[Any, ...]:
@@ -238,20 +240,22 @@ class SearchIndex:
                 raws: dict[int, Any]) -> None:
         keys = self._keys
         out: list[tuple[int, Any, int]] = []
-        summaries: list[tuple[int, int, str, list[tuple[str, Any]]]] = []
+        when: dict[int, tuple[int, str]] = {}
         for rowid, r in rows:
-            found = leaves(r, raws.get(r["seq"]))
-            for k, v in found:
+            when[rowid] = (time_us(r["time"]) // rollups.HOUR_US, r["action"])
+            for k, v in leaves(r, raws.get(r["seq"])):
                 kid = keys.get(k)
                 if kid is None:
                     kid = keys[k] = int(w.execute("INSERT INTO keys (key) VALUES (?) RETURNING id",
                                                   (k,)).fetchone()[0])
                 out.append((kid, v, rowid))
-            summaries.append((log_id, time_us(r["time"]), r["action"], found))
         # In key order, so each B-tree page of `attrs` is visited once per batch.
-        out.sort(key=_by_key)
+        out.sort(key=_KEY_ID)
         w.executemany("INSERT OR IGNORE INTO attrs (key, value, rowid) VALUES (?, ?, ?)", out)
-        self._rollups.add_fields(w, summaries)
+        names = {i: k for k, i in keys.items()}
+        dead = {keys[k] for k in self._rollups.retired_keys(w, log_id) if k in keys}
+        self._rollups.add_fields(w, log_id, ((names[kid], v, when[rowid])
+                                             for kid, v, rowid in set(out) if kid not in dead))
 
     def _forget(self) -> None:
         """After a rolled-back write: what the writer cached may not be stored."""
@@ -273,11 +277,6 @@ class SearchIndex:
 
     def close(self) -> None:
         self._conns.close()
-
-
-def _by_key(row: tuple[int, Any, int]) -> tuple[int, int, Any, int]:
-    v = row[1]
-    return (row[0], 1 if isinstance(v, str) else 0, v, row[2])
 
 
 def _blocks(w: sqlite3.Connection, start: int, times: list[int]) -> None:

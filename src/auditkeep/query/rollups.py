@@ -66,8 +66,13 @@ GROUP_COLUMNS = {"actor.id": 3, "actor.type": 4, "action": 5, "outcome": 6, "cat
 CAP = {"": 10_000, "action": 500}
 _CACHE_GROUPS = 200_000
 
-_COUNT_ITEMS = tuple(COUNT_DIMS.items())
-_GROUP_ITEMS = tuple(GROUP_COLUMNS.items())
+_ACTOR = 3
+#: The columns counted together, action first; `actor.id` is counted apart (its many
+#: values would make every combination unique).
+_COMBO_DIMS = ("action", *(d for d in COUNT_DIMS if d != "action"))
+_COMBO = tuple(COUNT_DIMS[d] for d in _COMBO_DIMS)
+if set(GROUP_COLUMNS) != {*COUNT_DIMS, "actor.id"}:  # pragma: no cover -- a guard for edits
+    raise RuntimeError("GROUP_COLUMNS must be COUNT_DIMS and actor.id")
 
 
 class RollupWriter:
@@ -86,39 +91,72 @@ class RollupWriter:
         self._hours = None
 
     def add_rows(self, w: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Roll up the columns of `rows` (as `index_row` makes them)."""
+        """Roll up the columns of `rows` (as `index_row` makes them).
+
+        Rows are first counted by their combination of low-cardinality columns (and,
+        apart, by actor), then those counts are spread over the dims: one counter step
+        per row instead of two dozen (measured: the rollups went from a third of the
+        indexer's time to a few per cent)."""
+        retired = self._load_retired(w)
+        combos: Counter[tuple[Any, ...]] = Counter()
+        actors: Counter[tuple[Any, ...]] = Counter()
+        for row in rows:
+            t = row[_TIME]
+            combos[(row[0], t // MINUTE_US, *[row[i] for i in _COMBO])] += 1
+            actors[row[0], t // HOUR_US, row[_ACTION], row[_ACTOR]] += 1
         counts: Counter[tuple[Any, ...]] = Counter()
         groups: Counter[tuple[Any, ...]] = Counter()
-        for row in rows:
-            log_id, t, action = row[0], row[_TIME], row[_ACTION]
-            minute, hour = t // MINUTE_US, t // HOUR_US
-            counts[log_id, "", "", minute] += 1
-            for dim, i in _COUNT_ITEMS:
-                v = row[i]
-                counts[log_id, dim, NULL if v is None else v, minute] += 1
-            for key, i in _GROUP_ITEMS:
-                v = row[i]
+        for (log_id, minute, *values), n in combos.items():
+            counts[log_id, "", "", minute] += n
+            hour = minute // 60
+            action = values[0]
+            for dim, v in zip(_COMBO_DIMS, values, strict=True):
                 if v is None:
                     v = NULL
-                groups[log_id, key, "", "", hour, v] += 1
-                groups[log_id, key, "action", action, hour, v] += 1
+                counts[log_id, dim, v, minute] += n
+                if (log_id, "", dim) not in retired:
+                    groups[log_id, dim, "", "", hour, v] += n
+                if (log_id, "action", dim) not in retired:
+                    groups[log_id, dim, "action", action, hour, v] += n
+        every = (0, "", "actor.id")
+        crossed = (0, "action", "actor.id")
+        for (log_id, hour, action, actor), n in actors.items():
+            if log_id != every[0]:
+                every, crossed = (log_id, "", "actor.id"), (log_id, "action", "actor.id")
+            if every not in retired:
+                groups[log_id, "actor.id", "", "", hour, actor] += n
+            if crossed not in retired:
+                groups[log_id, "actor.id", "action", action, hour, actor] += n
         w.executemany(
             "INSERT INTO counts (log_id, dim, value, minute, n) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (log_id, dim, value, minute) DO UPDATE SET n = n + excluded.n",
             [(*k, n) for k, n in counts.items()])
         self._groups(w, groups)
 
-    def add_fields(self, w: sqlite3.Connection,
-                   items: Iterable[tuple[int, int, str, Iterable[tuple[str, Any]]]]) -> None:
-        """Roll up `attrs` leaves: items are (log_id, time_us, action, leaves); an event
-        counts once per distinct (key, value), as the `attrs` rows do."""
+    def add_fields(self, w: sqlite3.Connection, log_id: int,
+                   rows: Iterable[tuple[str, Any, tuple[int, str]]]) -> None:
+        """Roll up `attrs` rows of one log: (key, value, (hour, action)) once per event
+        and distinct (key, value), as the `attrs` rows are."""
+        retired = self._load_retired(w)
+        every: dict[str, bool] = {}
+        crossed: dict[str, bool] = {}
         groups: Counter[tuple[Any, ...]] = Counter()
-        for log_id, t, action, leaves in items:
-            hour = t // HOUR_US
-            for key, v in set(leaves):
-                groups[log_id, key, "", "", hour, v] += 1
-                groups[log_id, key, "action", action, hour, v] += 1
+        for (key, v, (hour, action)), n in Counter(rows).items():
+            keep = every.get(key)
+            if keep is None:
+                keep = every[key] = (log_id, "", key) not in retired
+                crossed[key] = (log_id, "action", key) not in retired
+            if keep:
+                groups[log_id, key, "", "", hour, v] += n
+            if crossed[key]:
+                groups[log_id, key, "action", action, hour, v] += n
         self._groups(w, groups)
+
+    def retired_keys(self, w: sqlite3.Connection, log_id: int) -> set[str]:
+        """Keys retired in every dim: their rows need not be counted at all."""
+        retired = self._load_retired(w)
+        return {k for lg, dim, k in retired if lg == log_id and dim == ""
+                and (log_id, "action", k) in retired}
 
     def _groups(self, w: sqlite3.Connection, groups: Counter[tuple[Any, ...]]) -> None:
         retired = self._load_retired(w)
