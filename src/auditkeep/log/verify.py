@@ -13,6 +13,7 @@ import bisect
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import orjson
@@ -21,7 +22,7 @@ from auditkeep.errors import CorruptionError, NoteError
 from auditkeep.log.checkpoint import open_checkpoint
 from auditkeep.log.merkle import CompactTree, leaf_hashes
 from auditkeep.log.note import Verifier
-from auditkeep.storage.base import TILE_WIDTH, Backend, LogInfo, StoredCheckpoint
+from auditkeep.storage.base import TILE_WIDTH, Backend, Bundle, LogInfo, StoredCheckpoint
 
 _SEQ_KEY = b'"seq":'
 _SEQ_VALUE = re.compile(rb'"seq":(\d+)')
@@ -72,14 +73,38 @@ def entry_seq(entry: bytes) -> int | None:
 def _stored(store: Backend, info: LogInfo, report: LogReport,
             index: list[tuple[int, int]]) -> Iterator[tuple[int, list[bytes]]]:
     """(first seq, entries) of each bundle in stored order, reporting gaps, overlaps and
-    unreadable bundles."""
-    expected = 0
-    for w in range(0, len(index), _WINDOW):
-        window = index[w : w + _WINDOW]
-        lo, hi = window[0][0], window[-1][0] + window[-1][1]
+    unreadable bundles.
+
+    The next window is read on another thread while this one is checked: the database
+    read and zstd run without the GIL (measured ~10% of the whole verify)."""
+    windows = [index[w : w + _WINDOW] for w in range(0, len(index), _WINDOW)]
+
+    def read(window: list[tuple[int, int]]) -> list[Bundle] | None:
         try:
-            bundles = store.read_bundles(info.id, lo, hi)
+            return store.read_bundles(info.id, window[0][0], window[-1][0] + window[-1][1])
         except CorruptionError:
+            return None  # read again bundle by bundle, below, to name the bad ones
+
+    def one_ahead(reader: ThreadPoolExecutor) -> Iterator[list[Bundle] | None]:
+        pending = [reader.submit(read, w) for w in windows[:1]]
+        for k in range(len(windows)):
+            got = pending.pop().result()
+            if k + 1 < len(windows):
+                pending.append(reader.submit(read, windows[k + 1]))
+            yield got
+
+    with ThreadPoolExecutor(1, thread_name_prefix="verify-read") as reader:
+        yield from _check_windows(store, info, report, windows, one_ahead(reader))
+
+
+def _check_windows(store: Backend, info: LogInfo, report: LogReport,
+                   windows: list[list[tuple[int, int]]], read: Iterator[list[Bundle] | None]
+                   ) -> Iterator[tuple[int, list[bytes]]]:
+    expected = 0
+    for window, got in zip(windows, read, strict=True):
+        if got is not None:
+            bundles = got
+        else:
             bundles = []
             for first, count in window:
                 try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import struct
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -248,8 +249,7 @@ class SQLiteBackend:
             if first + count <= start:
                 continue
             entries = unpack_entries(blob, count, f"log {log_id} bundle at seq {first}")
-            out.append(Bundle(first, entries,
-                              [digests[i * 32 : i * 32 + 32] for i in range(count)]))
+            out.append(Bundle(first, entries, _split_digests(digests, count)))
         return out
 
     def bundle_index(self, log_id: int) -> list[tuple[int, int]]:
@@ -444,6 +444,14 @@ class SQLiteBackend:
 
 
 _INT64 = (-(2**63), 2**63 - 1)
+
+
+def _split_digests(digests: bytes, count: int) -> list[bytes]:
+    # One struct.unpack of "32s" * count: 0.02 against 0.13-0.2 µs a digest for slicing
+    # in a comprehension, which was a tenth of what `verify` spent reading a bundle.
+    if len(digests) == 32 * count:
+        return list(struct.unpack("32s" * count, digests))
+    return [digests[i * 32 : i * 32 + 32] for i in range(count)]
 
 
 def _insert_dedup(w: sqlite3.Connection, log_id: int, first_seq: int, keys: list[int]) -> None:
