@@ -195,7 +195,7 @@ class _Slot:
         header = orjson.dumps((job.ndjson, job.tenant, job.route_by_events, job.submitter,
                                job.is_admin, self._pool._pipelines.schemas.generation))
         for attempt in (1, 2):
-            if self._proc is None or not self._proc.is_alive() or self._conn is None:
+            if self._proc is None or self._conn is None:  # a dead one shows as EPIPE or EOF
                 self._replace()
             conn = self._conn
             if conn is None:  # the new worker never said it was ready
