@@ -1,7 +1,7 @@
 """Ingest throughput: HTTP bulk (NDJSON, 1,000 a request, 8 clients, durable acks) and
 in-process append, each against the floor of appending the same canonical bytes to a
 file with an fsync per 1,000. HTTP runs without ingest workers (`--ingest-workers 0`)
-and with the server's default (or each `--workers N`), each followed by where the CPU
+and with the server's default (and each `--workers N`), each followed by where the CPU
 went: the benchmark's clients, the server process, its workers and its indexer.
 
     python bench/ingest.py [--events 200000] [--workers N ...] [--http-only]
@@ -243,8 +243,8 @@ def main() -> None:
     ap.add_argument("--http-only", action="store_true",
                     help="only the floor and the HTTP figures (no in-process, no latency)")
     ap.add_argument("--workers", type=int, action="append", default=None, metavar="N",
-                    help="`serve --ingest-workers N` for the HTTP run with workers "
-                         "(repeatable) [default: the server's own default]")
+                    help="also an HTTP run with `serve --ingest-workers N` (repeatable); "
+                         "runs without workers and with the server's default always happen")
     args = ap.parse_args()
     n = args.events
     evs = events(n)
@@ -260,7 +260,7 @@ def main() -> None:
         report("in-process (decode + validate + append)", in_process(bodies, n,
                                                                      prepared=False),
                "events/s", "floor", base)
-    for workers in [0, *(args.workers or [None])]:
+    for workers in [0, None, *(args.workers or [])]:
         rate, count, cpu = http(bodies, n, workers=workers)
         label = (f"{count} workers" if count else "no workers") + (
             " (default)" if workers is None else "")

@@ -21,13 +21,13 @@ from click.testing import CliRunner
 from auditkeep.auth import create_token
 from auditkeep.cli.main import cli
 from auditkeep.datadir import DataDir
-from auditkeep.errors import ForbiddenError, PayloadTooLarge, ValidationError
+from auditkeep.errors import ForbiddenError, PayloadTooLarge, Pushback, ValidationError
 from auditkeep.pipeline.prepare import dedup_key, encode, prepare
 from auditkeep.pipeline.schemas import ActionSchemas
 from auditkeep.pipeline.validate import decode_events
 from auditkeep.server.batches import IngestJob
 from auditkeep.server.pipelines import Pipelines
-from auditkeep.server.workers import _run_job, decode_batch
+from auditkeep.server.workers import IngestWorkers, _run_job, decode_batch
 from auditkeep.storage.memory import MemoryBackend
 from auditkeep.storage.sqlite import SQLiteBackend
 from tests.conftest import ServerProcess, start_server
@@ -90,6 +90,19 @@ class TestWorkerReplies:
         kind, _, exc = (prepared(b"\n".join([orjson.dumps(event(1))] * 10_001),
                                              ndjson=True))
         assert kind == "error" and type(exc) is PayloadTooLarge
+
+
+    def test_too_many_waiting_bytes_is_pushback(self, tmp_path: Path) -> None:
+        pool = IngestWorkers(1, tmp_path / "db", None, Pipelines(None, ActionSchemas(
+            MemoryBackend())), max_queued_bytes=100)  # not started: nothing is taken
+        job = IngestJob(b"x" * 60, False, "default", False, "tok_test", False)
+        pool.submit(job)
+        with pytest.raises(Pushback) as refused:
+            pool.submit(job)
+        assert refused.value.retry_after >= 1
+        big = IngestJob(b"x" * 1000, False, "default", False, "tok_test", False)
+        with pytest.raises(Pushback):
+            pool.submit(big)
 
 
 def _fields_of(entry: bytes) -> dict[str, object]:
