@@ -159,55 +159,63 @@ class RollupWriter:
                 and (log_id, "action", k) in retired}
 
     def _groups(self, w: sqlite3.Connection, groups: Counter[tuple[Any, ...]]) -> None:
+        """Upsert `groups` ((log, key, dim, dvalue, hour, value) -> n), retiring any
+        (log, dim, key) whose values in one hour pass the cap."""
         retired = self._load_retired(w)
-        hours = self._load_hours(w)
-        new_hours: set[tuple[int, int]] = set()
-        fresh: dict[tuple[Any, ...], set[Any]] = {}
-        retire: set[tuple[int, str, str]] = set()
+        by_group: dict[tuple[Any, ...], set[Any]] = {}
         for log_id, key, dim, dvalue, hour, value in groups:
-            if (log_id, dim, key) in retired or (log_id, dim, key) in retire:
-                continue
-            g = (log_id, key, dim, dvalue, hour)
-            seen = self._values.get(g)
-            if seen is None:
-                seen = self._stored_values(w, g) if (log_id, hour) in hours else set()
-                self._values[g] = seen
-                if (log_id, hour) not in hours:
-                    new_hours.add((log_id, hour))
-            if value in seen:
-                continue
-            add = fresh.setdefault(g, set())
-            add.add(value)
-            if len(seen) + len(add) > CAP[dim]:
-                retire.add((log_id, dim, key))
+            if (log_id, dim, key) not in retired:
+                by_group.setdefault((log_id, key, dim, dvalue, hour), set()).add(value)
+        self._load_values(w, [g for g in by_group if g not in self._values])
+        retire: set[tuple[int, str, str]] = set()
+        for g, values in by_group.items():
+            seen = self._values[g]
+            if len(seen) + len(values) > CAP[g[2]] and len(seen | values) > CAP[g[2]]:
+                retire.add((g[0], g[2], g[1]))
         for log_id, dim, key in retire:
             w.execute("INSERT OR IGNORE INTO rollup_retired (log_id, dim, key) VALUES (?, ?, ?)",
                       (log_id, dim, key))
             w.execute("DELETE FROM groups WHERE log_id = ? AND key = ? AND dim = ?",
                       (log_id, key, dim))
             retired.add((log_id, dim, key))
-        for g, add in fresh.items():
-            if (g[0], g[2], g[1]) not in retired:
-                self._values[g] |= add
         if retire:
             self._values = {g: v for g, v in self._values.items()
                             if (g[0], g[2], g[1]) not in retired}
+        for g, values in by_group.items():
+            if (g[0], g[2], g[1]) not in retired:
+                self._values[g] |= values
         w.executemany(
             "INSERT INTO groups (log_id, key, dim, dvalue, hour, value, n) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (log_id, key, dim, dvalue, hour, value) "
             "DO UPDATE SET n = n + excluded.n",
             [(*k, n) for k, n in groups.items() if (k[0], k[2], k[1]) not in retired])
+        if len(self._values) > _CACHE_GROUPS:
+            self._values.clear()  # reloaded on demand
+
+    def _load_values(self, w: sqlite3.Connection, missing: list[tuple[Any, ...]]) -> None:
+        """The stored values of groups not in the cache: one range read per (log, key,
+        dim, dim value) over the hours wanted, none for hours that hold no rollups yet
+        (a read per group cost more than the rollup itself on sparse logs)."""
+        hours = self._load_hours(w)
+        wanted: dict[tuple[Any, ...], list[int]] = {}
+        new_hours: set[tuple[int, int]] = set()
+        for g in missing:
+            self._values[g] = set()
+            if (g[0], g[4]) in hours:
+                wanted.setdefault(g[:4], []).append(g[4])
+            else:
+                new_hours.add((g[0], g[4]))
+        for head, hs in wanted.items():
+            for hour, value in w.execute(
+                    "SELECT hour, value FROM groups WHERE log_id = ? AND key = ? AND dim = ? "
+                    "AND dvalue = ? AND hour >= ? AND hour <= ?", (*head, min(hs), max(hs))):
+                cached = self._values.get((*head, hour))
+                if cached is not None:
+                    cached.add(value)
         if new_hours:
             w.executemany("INSERT OR IGNORE INTO rollup_hours (log_id, hour) VALUES (?, ?)",
                           sorted(new_hours))
             hours |= new_hours
-        if len(self._values) > _CACHE_GROUPS:
-            self._values.clear()  # reloaded on demand, a group at a time
-
-    def _stored_values(self, w: sqlite3.Connection, g: tuple[Any, ...]) -> set[Any]:
-        return {r[0] for r in w.execute(
-            "SELECT value FROM groups WHERE log_id = ? AND key = ? AND dim = ? AND dvalue = ? "
-            "AND hour = ?", g)}
 
     def _load_retired(self, w: sqlite3.Connection) -> set[tuple[int, str, str]]:
         if self._retired is None:

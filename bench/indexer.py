@@ -1,0 +1,184 @@
+"""The indexer's sustained throughput (both passes) on an index that already holds 0, 1M or
+10M events, and ack -> searchable latency at 10,000 events/s on the largest.
+
+    python bench/indexer.py [--sizes 0,1000000,10000000] [--events 100000] [--no-latency]
+
+For each size N: the index `bench/search.py` builds for N events (built once, reused) is
+copied, and the indexer (`Indexer.run_once`, as the server's indexer process runs it:
+read bundles, parse, columns and free text, then every other field) follows a log of
+`--events` new events (built once in-process, reused) until it has caught up. The copy's
+own events belong to another log, so only the new log is indexed, into B-trees that
+already hold N events. Baseline, same run: reading and `orjson.loads` of the same
+entries, the floor of any follower of the log. The target is the HTTP ingest rate
+`bench/ingest.py` measures: an indexer slower than ingest trails without bound.
+
+Latency: a real server on a data directory whose search index is that copy (holding
+N events), fed 10,000 events/s; each probe event is searched for by its resource id
+until found. Baseline: the same search for an event already indexed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import orjson
+
+from auditkeep.datadir import DataDir
+from auditkeep.query.index import SearchIndex
+from auditkeep.query.indexer import Indexer, index_lag
+from common import build_log, events, percentiles, scratch
+from search import build_index
+
+FOREIGN_LOG = 1_000_000  # the copied index's own events are moved to this log id
+
+
+def copy_index(n: int, into: Path) -> Path:
+    """A copy of bench/search.py's index of `n` events (an empty index for 0) whose
+    events no log of ours claims: its cursors move to `FOREIGN_LOG`."""
+    into.mkdir(parents=True, exist_ok=True)
+    path = into / "search.db"
+    if n:
+        src, _ = build_index(n)
+        t = time.perf_counter()
+        shutil.copyfile(src, path)
+        print(f"  copied the {n:,}-event index ({path.stat().st_size / 2**30:.2f} GiB) in "
+              f"{time.perf_counter() - t:.0f} s", flush=True)
+    SearchIndex(path).close()  # creates the schema when empty
+    disown(path)
+    return path
+
+
+def disown(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        for table in ("cursors", "field_cursors"):
+            conn.execute(f"DELETE FROM {table} WHERE log_id = ?", (FOREIGN_LOG,))  # noqa: S608 -- fixed names
+            conn.execute(f"UPDATE {table} SET log_id = ? WHERE log_id = 1", (FOREIGN_LOG,))  # noqa: S608
+
+
+def parse_floor(data: DataDir, m: int) -> float:
+    store = data.open_backend()
+    try:
+        log = store.get_log("default")
+        assert log is not None
+        t = time.perf_counter()
+        k = 0
+        for start in range(0, m, 20_000):
+            for b in store.read_bundles(log.id, start, min(m, start + 20_000)):
+                for e in b.entries:
+                    orjson.loads(e)
+                    k += 1
+        return k / (time.perf_counter() - t)
+    finally:
+        store.close()
+
+
+def sustained(data: DataDir, index_path: Path, m: int) -> tuple[float, float]:
+    """Events/s of both passes until the new log is indexed, and of the first pass."""
+    store = data.open_backend()
+    index = SearchIndex(index_path)
+    try:
+        ix = Indexer(store, index)
+        t = time.perf_counter()
+        first = None
+        while ix.run_once():
+            lag = index_lag(store, index)["default"]
+            if first is None and lag["indexed"] == lag["size"]:
+                first = time.perf_counter() - t
+        total = time.perf_counter() - t
+        lag = index_lag(store, index)["default"]
+        if lag["lag"] != 0:
+            raise SystemExit(f"indexer stopped behind: {lag}")
+        return m / total, m / (first or total)
+    finally:
+        index.close()
+        store.close()
+
+
+def latency(index_path: Path, rate: int = 10_000, seconds: float = 20.0) -> None:
+    from tests.conftest import start_server
+
+    d = DataDir(scratch("indexer-latency") / "data")
+    d.root.mkdir(parents=True)
+    shutil.move(index_path, d.search_db)
+    disown(d.search_db)
+    srv = start_server(d)
+    stop = threading.Event()
+    body = b"\n".join(orjson.dumps(e) for e in events(1000, seed=9))
+
+    def load() -> None:
+        with srv.client() as c:
+            next_at = time.perf_counter()
+            while not stop.is_set():
+                c.post("/v1/events", content=body,
+                       headers={"Content-Type": "application/x-ndjson"})
+                next_at += 1000 / rate
+                time.sleep(max(0.0, next_at - time.perf_counter()))
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    lat: list[float] = []
+    base: list[float] = []
+    try:
+        with srv.client() as c:
+            time.sleep(2)  # let the load settle
+            end = time.perf_counter() + seconds
+            k = 0
+            while time.perf_counter() < end:
+                k += 1
+                marker = f"probe-{k}"
+                c.post("/v1/events", json={"action": "bench.probe", "actor": {
+                    "id": "probe", "type": "system"}, "outcome": "success",
+                    "resource": {"type": "probe", "id": marker}})
+                acked = time.perf_counter()
+                q = {"query": f"resource.id:{marker}"}
+                while not c.get("/v1/search", params=q).json()["events"]:
+                    time.sleep(0.005)
+                lat.append(time.perf_counter() - acked)
+                t0 = time.perf_counter()
+                c.get("/v1/search", params=q)
+                base.append(time.perf_counter() - t0)
+    finally:
+        stop.set()
+        loader.join()
+        srv.stop()
+    p50, p95, _ = percentiles(lat)
+    b50, b95, _ = percentiles(base)
+    print(f"ack -> searchable at {rate:,}/s, index holding the copy: p50 {p50 * 1e3:.0f} ms  "
+          f"p95 {p95 * 1e3:.0f} ms over {len(lat)} probes   baseline one search of an indexed "
+          f"event: p50 {b50 * 1e3:.0f} ms  p95 {b95 * 1e3:.0f} ms   target p95 <= 1,000 ms",
+          flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="0,1000000,10000000")
+    ap.add_argument("--events", type=int, default=100_000, help="new events to index")
+    ap.add_argument("--no-latency", action="store_true")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    m = args.events
+    data = DataDir(build_log(f"indexer-log-{m}", m, with_index=False))
+    floor = parse_floor(data, m)
+    print(f"log of {m:,} events; baseline read + orjson.loads of its entries: "
+          f"{floor:,.0f}/s", flush=True)
+    last: Path | None = None
+    for n in sizes:
+        path = copy_index(n, scratch(f"indexer-{n}"))
+        both, first = sustained(data, path, m)
+        floor = parse_floor(data, m)
+        print(f"indexer, index already holding {n:>11,}: both passes {both:>8,.0f} events/s "
+              f"(columns and free text caught up at {first:,.0f}/s)   baseline read + "
+              f"orjson.loads {floor:,.0f}/s (ratio {both / floor:.3f})   target: >= the HTTP "
+              "ingest rate", flush=True)
+        last = path
+    if not args.no_latency and last is not None:
+        latency(last)
+
+
+if __name__ == "__main__":
+    main()
