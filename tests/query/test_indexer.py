@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -17,24 +19,39 @@ from auditkeep.query.index import SearchIndex, Window
 from auditkeep.query.indexer import Indexer, index_lag
 from auditkeep.query.lang import parse
 from auditkeep.query.predicate import Doc
+from auditkeep.storage.base import LogInfo
+from auditkeep.storage.sqlite import SQLiteBackend
 
 
-def test_fields_trail_the_columns_then_catch_up(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(indexer_module, "FIELD_BATCH", 10)
+@contextmanager
+def unindexed_log(tmp_path: Path, commits: list[list[Event]]
+                  ) -> Iterator[tuple[SQLiteBackend, SearchIndex, LogInfo]]:
+    """A data directory whose `default` log holds `commits` (one append each) and an
+    empty search index beside it, for an indexer the test drives itself."""
     data = DataDir(tmp_path / "data")
     n = open_node(data, with_index=False)
     n.start()
-    events = [Event(action="orders.refund", actor=Actor(id=f"user-{i % 3}", type="user"),
-                    outcome="success", metadata={"n": i}) for i in range(25)]
-    n.logs.append("default", prepare(events, tenant="default", submitter="t",
-                                     may_set_tenant=False)).result()
+    for events in commits:
+        n.logs.append("default", prepare(events, tenant="default", submitter="t",
+                                         may_set_tenant=False)).result()
     n.close()
     store = data.open_backend()
     index = SearchIndex(data.search_db)
     try:
         log = store.get_log("default")
         assert log is not None
+        yield store, index, log
+    finally:
+        index.close()
+        store.close()
+
+
+def test_fields_trail_the_columns_then_catch_up(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(indexer_module, "FIELD_BATCH", 10)
+    events = [Event(action="orders.refund", actor=Actor(id=f"user-{i % 3}", type="user"),
+                    outcome="success", metadata={"n": i}) for i in range(25)]
+    with unindexed_log(tmp_path, [events]) as (store, index, log):
         ix = Indexer(store, index)
 
         def hits(q: str) -> list[int]:
@@ -51,9 +68,6 @@ def test_fields_trail_the_columns_then_catch_up(tmp_path: Path,
         assert hits("metadata.n:>=0") == list(range(25))
         # a second indexer that finds the field cursor moved writes nothing
         assert not index.add_fields(log.id, [{"seq": 24}], 25)
-    finally:
-        index.close()
-        store.close()
 
 
 def test_a_burst_is_indexed_completely_every_event_by_every_field(
@@ -64,23 +78,13 @@ def test_a_burst_is_indexed_completely_every_event_by_every_field(
     monkeypatch.setattr(indexer_module, "BATCH", 70)
     monkeypatch.setattr(indexer_module, "FIELD_BATCH", 30)
     monkeypatch.setattr(indexer_module, "PARSED_KEPT", 100)
-    data = DataDir(tmp_path / "data")
-    n = open_node(data, with_index=False)
-    n.start()
     events = [Event(action=["orders.refund", "iam.role.grant", "auth.login"][i % 3],
                     actor=Actor(id=f"user-{i % 7}", type="user", email=f"u{i}@example.com"),
                     outcome=["success", "failure"][i % 2], reason=f"burst item {i}",
                     metadata={"n": i, "region": ["eu", "us"][i % 2], "tags": [f"t{i % 5}"]})
               for i in range(400)]
-    for k in range(0, 400, 100):  # a burst of several commits
-        n.logs.append("default", prepare(events[k:k + 100], tenant="default", submitter="t",
-                                         may_set_tenant=False)).result()
-    n.close()
-    store = data.open_backend()
-    index = SearchIndex(data.search_db)
-    try:
-        log = store.get_log("default")
-        assert log is not None
+    burst = [events[k:k + 100] for k in range(0, 400, 100)]  # several commits
+    with unindexed_log(tmp_path, burst) as (store, index, log):
         ix = Indexer(store, index)
         while ix.run_once():
             pass
@@ -101,6 +105,3 @@ def test_a_burst_is_indexed_completely_every_event_by_every_field(
         assert agg.total() == 400
         assert agg.groups(["metadata.region"], 5) == [(["eu"], 200), (["us"], 200)]
         assert agg.groups(["actor.id"], 1) == [(["user-0"], 58)]
-    finally:
-        index.close()
-        store.close()
