@@ -210,10 +210,9 @@ class Sequencer:
         inflight: tuple[_Prepared, Future[bool]] | None = None
         while True:
             with self._cond:
-                # Wait for work, or, while a commit is in flight, for whichever comes
-                # first: a request to plan alongside it, or its end.
-                while not self._queue and not self._closing and (
-                        inflight is None or not inflight[1].done()):
+                # While a commit is in flight, requests accumulate for the next group
+                # (planning each as it came would halve the size of group commits).
+                while not self._queue and not self._closing and inflight is None:
                     if not self._cond.wait(timeout=self._cp_interval / 2):
                         break
                 batch: list[_Request] = []
@@ -237,19 +236,13 @@ class Sequencer:
                 with self._cond:
                     self._queued_events -= n
             if prepared is not None:
-                done = self._committer.submit(self._finish, prepared)
-                done.add_done_callback(self._wake)
-                inflight = (prepared, done)
+                inflight = (prepared, self._committer.submit(self._finish, prepared))
                 continue
             self._maybe_persist_idle()
             if closing:
                 self._persist_latest()
                 self._committer.close()
                 return
-
-    def _wake(self, _: Future[bool]) -> None:
-        with self._cond:
-            self._cond.notify()
 
     def _reload_tree(self) -> None:
         """Roll the in-memory tree back to what is durable (after a failed commit)."""
