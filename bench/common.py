@@ -53,9 +53,10 @@ def events(n: int, seed: int = 1, base_us: int | None = None, step_us: int = 100
     return [make_event(i, rng, base, step_us) for i in range(n)]
 
 
-def build_log(name: str, n: int, *, with_index: bool) -> Path:
-    """A data directory holding `n` events spread over the last 30 days, built in-process
-    (reused between runs when it already has `n` entries)."""
+def build_log(name: str, n: int, *, with_index: bool, span_s: float = 30 * 86_400,
+              tenant: str = "default") -> Path:
+    """A data directory whose `tenant` log holds `n` events spread over the last `span_s`
+    seconds (30 days), built in-process (reused when it already has `n` entries)."""
     import gc
 
     import orjson
@@ -70,7 +71,7 @@ def build_log(name: str, n: int, *, with_index: bool) -> Path:
     d = DataDir(root / "data")
     if d.exists():
         node = open_node(d, with_index=with_index)
-        ready = node.logs.size("default") == n and (
+        ready = node.logs.size(tenant) == n and (
             not with_index or (node.indexer is not None and node.indexer.wait_caught_up(0.1)))
         node.close()
         if ready:
@@ -78,17 +79,17 @@ def build_log(name: str, n: int, *, with_index: bool) -> Path:
     d = DataDir(scratch(name) / "data")
     node = open_node(d, with_index=with_index)
     node.start()
-    step = int(30 * 86_400 * 1e6 / n)
-    base = int((time.time() - 30 * 86_400) * 1e6)
+    step = int(span_s * 1e6 / n)
+    base = int((time.time() - span_s) * 1e6)
     t = time.perf_counter()
     pending = []
     for start in range(0, n, 5000):
         evs = events(min(5000, n - start), seed=start, base_us=base + start * step, step_us=step)
-        ps = prepare(decode_events(orjson.dumps(evs), ndjson=False), tenant="default",
+        ps = prepare(decode_events(orjson.dumps(evs), ndjson=False), tenant=tenant,
                      submitter="tok_bench", may_set_tenant=False)
         while True:
             try:
-                pending.append(node.logs.append("default", ps))
+                pending.append(node.logs.append(tenant, ps))
                 break
             except Pushback:
                 next(f for f in pending if not f.done()).result()
