@@ -45,9 +45,10 @@ def make(store: MemoryBackend, ring: KeyRing, **opts: object) -> Sequencer:
     return Sequencer(store, store.open_log("t", "test/t"), ring.signer, **opts)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def seq(store: MemoryBackend, ring: KeyRing) -> Iterator[Sequencer]:
-    s = make(store, ring)
+@pytest.fixture(params=[False, True], ids=["inline", "pipeline"])
+def seq(store: MemoryBackend, ring: KeyRing, request: pytest.FixtureRequest
+        ) -> Iterator[Sequencer]:
+    s = make(store, ring, pipeline=request.param)
     yield s
     s.close()
 
@@ -122,7 +123,7 @@ class GatedStore(MemoryBackend):
 
 
 class TestPipeline:
-    """The next commit is planned while the previous one is made durable."""
+    """With `pipeline`, the next commit is planned while the previous one is made durable."""
 
     @pytest.fixture
     def gated(self) -> GatedStore:
@@ -131,7 +132,7 @@ class TestPipeline:
     def start(self, gated: GatedStore) -> Sequencer:
         r = KeyRing(gated, None)
         r.ensure()
-        s = make(gated, r)  # type: ignore[arg-type]
+        s = make(gated, r, pipeline=True)  # type: ignore[arg-type]
         gated.gated = True
         return s
 
