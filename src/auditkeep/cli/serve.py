@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import signal
 import socket
 import ssl
 from pathlib import Path
@@ -109,14 +110,24 @@ def serve(data: str | None, host: str, port: int, origin_prefix: str, queue_limi
     uv_config = uvicorn.Config(app, log_level=log_level, access_log=False,
                             timeout_graceful_shutdown=10)
     server = uvicorn.Server(uv_config)
+    # uvicorn re-raises the SIGTERM it shut down on once it is done; with the default
+    # action that killed the process before the cleanup below ran, leaving the indexer
+    # and ingest workers orphaned with the databases open (their WALs checkpointed later,
+    # under a backup being copied). Exit by SystemExit instead, so cleanup runs.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         server.run(sockets=[sock])
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if listener is not None:
             listener.stop()
         if workers is not None:
             workers.close()
         n.close()
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def default_ingest_workers() -> int:
