@@ -2,11 +2,11 @@
 
 Three plans, chosen from the query's shape:
 - **plain**: one statement, `WHERE <compiled query> ORDER BY time_us DESC LIMIT n`.
-- **per value** (an OR of equalities on indexed columns, alone or in an AND): one
-  statement per value, each walking its own index newest first and stopping at `n`,
-  merged by `UNION`. SQLite cannot merge two index walks by time itself: with
-  `actor IN (a, b)` it gathers every event of both actors and sorts them (1.4 s at 10M
-  for two busy actors; per value: a few ms).
+- **per value** (an OR of equalities on indexed columns, or a prefix of `action`, whose
+  values the rollups list; alone or in an AND): one statement per value, each walking
+  its own index newest first and stopping at `n`, merged by `UNION`. SQLite cannot merge
+  two index walks by time itself: with `actor IN (a, b)` it gathers every event of both
+  actors and sorts them (1.4 s at 10M for two busy actors; per value: a few ms).
 - **free text first** (free text without a selective indexed equality beside it):
   FTS5 hands back matches in rowid order, which follows the log, so the search reads
   them newest first a rowid range at a time and stops once the rows below the range
@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from auditkeep.query import fields
-from auditkeep.query.ast import And, Eq, Node, Or, Text
-from auditkeep.query.sql import compile_where
+from auditkeep.query.ast import And, Eq, Literal_, Node, Or, Text, Wildcard
+from auditkeep.query.sql import compile_where, next_prefix
 from auditkeep.query.text import fts_expression, tokens
 
 if TYPE_CHECKING:
@@ -46,8 +46,10 @@ def search(index: SearchIndex, log_id: int, node: Node, window: Window, *, limit
         if text is not None:
             return _text_first(index, log_id, text[0], text[1], window, limit)
     arms = _value_arms(node)
+    if arms is None:
+        arms = _prefix_arms(index, log_id, node)
     if arms is not None:
-        return _per_value(index, log_id, arms, window, limit, oldest_first)
+        return _per_value(index, log_id, arms, window, limit, oldest_first) if arms else []
     return _plain(index, log_id, node, window, limit, oldest_first)
 
 
@@ -84,6 +86,38 @@ def _value_arms(node: Node) -> list[Node] | None:
     return [And((i, *rest)) if rest else i for i in items]
 
 
+def _prefix_arms(index: SearchIndex, log_id: int, node: Node) -> list[Node] | None:
+    """`action:ns.*` (alone or in an AND) as one arm per action the log has under the
+    prefix, found in the per-minute rollups a seek per value. Walking the time index
+    for a prefix that one event in a thousand matches read 100k rows at 10M."""
+    items = node.items if isinstance(node, And) else (node,)
+    found = [i for i in items if isinstance(i, Wildcard) and i.field == "action"
+             and i.prefix() is not None]
+    if not found:
+        return None
+    wild = found[0]
+    prefix = wild.prefix()
+    if prefix is None:
+        return None
+    upper: str | bytes = next_prefix(prefix) or b""  # a blob sorts after every text
+    values: list[str] = []
+    last = None
+    while len(values) <= _MAX_ARMS:
+        row = index.execute(
+            "SELECT value FROM counts WHERE log_id = ? AND dim = 'action' AND value >= ? "
+            "AND (? IS NULL OR value > ?) AND value < ? ORDER BY value LIMIT 1",
+            [log_id, prefix, last, last, upper])
+        if not row:
+            break
+        last = row[0][0]
+        values.append(last)
+    if len(values) > _MAX_ARMS:
+        return None
+    rest = tuple(i for i in items if i is not wild)
+    return [And((Eq("action", Literal_(v)), *rest)) if rest else Eq("action", Literal_(v))
+            for v in values]
+
+
 def _per_value(index: SearchIndex, log_id: int, arms: list[Node], window: Window, limit: int,
                oldest_first: bool) -> list[tuple[int, int]]:
     order = "ASC" if oldest_first else "DESC"
@@ -92,14 +126,18 @@ def _per_value(index: SearchIndex, log_id: int, arms: list[Node], window: Window
     args: list[Any] = []
     for arm in arms:
         where = compile_where(arm)
-        parts.append("SELECT * FROM (SELECT time_us, seq, rowid AS r FROM events "  # noqa: S608 -- fixed fragments
+        # (time, rowid) only: an arm with nothing but its equality reads its index alone,
+        # and only the page's rows are looked up for their seq.
+        parts.append("SELECT * FROM (SELECT time_us AS t, rowid AS r FROM events "  # noqa: S608 -- fixed fragments
                      f"WHERE log_id = ? AND {win.sql} AND {where.sql} "
                      f"ORDER BY time_us {order}, rowid {order} LIMIT ?)")
         args += [log_id, *win.args, *where.args, limit]
     # UNION, not UNION ALL: an event may match two arms (a multi-valued field).
-    sql = (" UNION ".join(parts) + f" ORDER BY 1 {order}, 3 {order} LIMIT ?")
+    sql = ("SELECT m.t, e.seq FROM (" + " UNION ".join(parts)  # noqa: S608
+           + f" ORDER BY 1 {order}, 2 {order} LIMIT ?) AS m CROSS JOIN events AS e "
+           f"ON e.rowid = m.r ORDER BY m.t {order}, m.r {order}")
     rows = index.execute(sql, [*args, limit])
-    return [(int(t), int(s)) for t, s, _ in rows]
+    return [(int(t), int(s)) for t, s in rows]
 
 
 def _text_driver(node: Node) -> tuple[Text, Node] | None:
