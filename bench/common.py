@@ -104,6 +104,64 @@ def build_log(name: str, n: int, *, with_index: bool, span_s: float = 30 * 86_40
     return d.root
 
 
+def searchable_latency(srv: Any, label: str, rate: int = 10_000, seconds: float = 15.0,
+                       tenant: str | None = None) -> None:
+    """Ack -> searchable through the server `srv` (a `tests.conftest.ServerProcess`) while
+    a loader posts `rate` events/s to it: each probe event is searched for by its
+    resource id until found. Baseline: the same search once the probe is indexed.
+    Prints the figure; stops the server."""
+    import threading
+
+    import orjson
+
+    stop = threading.Event()
+    body = b"\n".join(orjson.dumps(e) for e in events(1000, seed=9))
+    where = {"tenant": tenant} if tenant else {}
+
+    def load() -> None:
+        with srv.client() as c:
+            next_at = time.perf_counter()
+            while not stop.is_set():
+                c.post("/v1/events", content=body, params=where,
+                       headers={"Content-Type": "application/x-ndjson"})
+                next_at += 1000 / rate
+                time.sleep(max(0.0, next_at - time.perf_counter()))
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    lat: list[float] = []
+    base: list[float] = []
+    try:
+        with srv.client() as c:
+            end = time.perf_counter() + seconds
+            k = 0
+            while time.perf_counter() < end:
+                k += 1
+                marker = f"probe-{k}"
+                c.post("/v1/events", params=where, json={
+                    "action": "bench.probe", "actor": {"id": "probe", "type": "system"},
+                    "outcome": "success", "resource": {"type": "probe", "id": marker}})
+                acked = time.perf_counter()
+                q = {"query": f"resource.id:{marker}", **where}
+                while not c.get("/v1/search", params=q).json()["events"]:
+                    time.sleep(0.005)
+                lat.append(time.perf_counter() - acked)
+                t0 = time.perf_counter()
+                c.get("/v1/search", params=q)
+                base.append(time.perf_counter() - t0)
+                time.sleep(0.2)
+    finally:
+        stop.set()
+        loader.join()
+        srv.stop()
+    p50, p95, _ = percentiles(lat)
+    b50, b95, _ = percentiles(base)
+    print(f"ack -> searchable at {rate:,}/s, {label}: p50 {p50 * 1e3:.0f} ms  p95 "
+          f"{p95 * 1e3:.0f} ms over {len(lat)} probes   baseline one search of an indexed "
+          f"event: p50 {b50 * 1e3:.0f} ms  p95 {b95 * 1e3:.0f} ms   target p95 <= 1,000 ms",
+          flush=True)
+
+
 def percentiles(samples: list[float]) -> tuple[float, float, float]:
     s = sorted(samples)
     q = statistics.quantiles(s, n=100, method="inclusive")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -32,7 +31,7 @@ import orjson
 from auditkeep.datadir import DataDir
 from auditkeep.query.index import SearchIndex
 from auditkeep.query.indexer import Indexer, index_lag
-from common import build_log, events, percentiles, scratch
+from common import build_log, scratch, searchable_latency
 from search import build_index
 
 TENANT = "bench"  # not `default`: that is log 1, whose id the copied index's events use
@@ -92,7 +91,9 @@ def sustained(data: DataDir, index_path: Path, m: int) -> tuple[float, float]:
         store.close()
 
 
-def latency(n: int, rate: int = 10_000, seconds: float = 20.0) -> None:
+def latency(n: int) -> None:
+    """Ack -> searchable at 10,000 events/s through a real server whose search index
+    already holds the `n`-event copy."""
     from tests.conftest import start_server
 
     d = DataDir(scratch("indexer-latency") / "data")
@@ -100,53 +101,8 @@ def latency(n: int, rate: int = 10_000, seconds: float = 20.0) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(str(d.search_db) + suffix).unlink(missing_ok=True)
     shutil.move(copy_index(n, scratch("indexer-latency-index")), d.search_db)
-    srv = start_server(d)
-    stop = threading.Event()
-    body = b"\n".join(orjson.dumps(e) for e in events(1000, seed=9))
-
-    def load() -> None:
-        with srv.client() as c:
-            next_at = time.perf_counter()
-            while not stop.is_set():
-                c.post("/v1/events", content=body, params={"tenant": TENANT},
-                       headers={"Content-Type": "application/x-ndjson"})
-                next_at += 1000 / rate
-                time.sleep(max(0.0, next_at - time.perf_counter()))
-
-    loader = threading.Thread(target=load)
-    loader.start()
-    lat: list[float] = []
-    base: list[float] = []
-    try:
-        with srv.client() as c:
-            time.sleep(2)  # let the load settle
-            end = time.perf_counter() + seconds
-            k = 0
-            while time.perf_counter() < end:
-                k += 1
-                marker = f"probe-{k}"
-                c.post("/v1/events", params={"tenant": TENANT}, json={
-                    "action": "bench.probe", "actor": {"id": "probe", "type": "system"},
-                    "outcome": "success",
-                    "resource": {"type": "probe", "id": marker}})
-                acked = time.perf_counter()
-                q = {"query": f"resource.id:{marker}", "tenant": TENANT}
-                while not c.get("/v1/search", params=q).json()["events"]:
-                    time.sleep(0.005)
-                lat.append(time.perf_counter() - acked)
-                t0 = time.perf_counter()
-                c.get("/v1/search", params=q)
-                base.append(time.perf_counter() - t0)
-    finally:
-        stop.set()
-        loader.join()
-        srv.stop()
-    p50, p95, _ = percentiles(lat)
-    b50, b95, _ = percentiles(base)
-    print(f"ack -> searchable at {rate:,}/s, index holding {n:,} events: p50 {p50 * 1e3:.0f} ms  "
-          f"p95 {p95 * 1e3:.0f} ms over {len(lat)} probes   baseline one search of an indexed "
-          f"event: p50 {b50 * 1e3:.0f} ms  p95 {b95 * 1e3:.0f} ms   target p95 <= 1,000 ms",
-          flush=True)
+    searchable_latency(start_server(d), f"index holding {n:,} events", seconds=20,
+                       tenant=TENANT)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from auditkeep.log.canonical import canonical_bytes
 from auditkeep.log.sequencer import AppendResult
 from auditkeep.pipeline.prepare import Pending, prepare
 from auditkeep.pipeline.validate import decode_events
-from common import events, report, scratch
+from common import events, report, scratch, searchable_latency
 
 
 def floor(path: str, lines: list[bytes], per_sync: int = 1000) -> float:
@@ -181,59 +181,11 @@ def http(bodies: list[bytes], n: int, clients: int = 8, workers: int | None = No
 
 def delivery_latency(rate: int = 10_000, seconds: float = 15.0) -> None:
     """Ack -> searchable while ingest runs at `rate` events/s: the indexer's lag as a
-    user sees it. Baseline: the same search for an event already indexed."""
+    user sees it, on a fresh data directory."""
     from tests.conftest import start_server
 
-    from common import percentiles
-
     srv = start_server(DataDir(scratch("latency") / "data"))
-    stop = threading.Event()
-    evs = events(1000, seed=9)
-
-    def load() -> None:
-        body = b"\n".join(orjson.dumps(e) for e in evs)
-        with srv.client() as c:
-            next_at = time.perf_counter()
-            while not stop.is_set():
-                c.post("/v1/events", content=body,
-                       headers={"Content-Type": "application/x-ndjson"})
-                next_at += 1000 / rate
-                time.sleep(max(0.0, next_at - time.perf_counter()))
-
-    threads = [threading.Thread(target=load) for _ in range(1)]
-    for t in threads:
-        t.start()
-    lat: list[float] = []
-    base: list[float] = []
-    try:
-        with srv.client() as c:
-            end = time.perf_counter() + seconds
-            k = 0
-            while time.perf_counter() < end:
-                k += 1
-                marker = f"probe-{k}"
-                c.post("/v1/events", json={"action": "bench.probe", "actor": {
-                    "id": "probe", "type": "system"}, "outcome": "success",
-                    "resource": {"type": "probe", "id": marker}})
-                acked = time.perf_counter()
-                while not c.get("/v1/events", params={"resource_id": marker,
-                                                      "resource_type": "probe"}).json()["events"]:
-                    time.sleep(0.005)
-                lat.append(time.perf_counter() - acked)
-                t0 = time.perf_counter()
-                c.get("/v1/events", params={"resource_id": marker, "resource_type": "probe"})
-                base.append(time.perf_counter() - t0)
-                time.sleep(0.2)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-        srv.stop()
-    p50, p95, _ = percentiles(lat)
-    b50, b95, _ = percentiles(base)
-    print(f"ack -> searchable at {rate:,}/s ingest: p50 {p50 * 1e3:.0f} ms  p95 {p95 * 1e3:.0f} "
-          f"ms over {len(lat)} probes   baseline one search of an indexed event: p50 "
-          f"{b50 * 1e3:.0f} ms  p95 {b95 * 1e3:.0f} ms   target p95 <= 1,000 ms")
+    searchable_latency(srv, "fresh index", rate, seconds)
 
 
 def main() -> None:
