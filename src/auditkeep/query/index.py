@@ -155,10 +155,12 @@ class SearchIndex:
                     self._writer.execute(f"DROP TABLE IF EXISTS {table}")
             self._writer.executescript(SCHEMA)
             self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            self._keys = self._load_keys()
+            self._load_keys()
 
-    def _load_keys(self) -> dict[str, int]:
-        return {k: int(i) for i, k in self._writer.execute("SELECT id, key FROM keys")}
+    def _load_keys(self) -> None:
+        """The `attrs` key ids, both ways (the writer's cache of the `keys` table)."""
+        self._keys = {k: int(i) for i, k in self._writer.execute("SELECT id, key FROM keys")}
+        self._names = {i: k for k, i in self._keys.items()}
 
     def cursor(self, log_id: int) -> int:
         row = self._reader().execute("SELECT seq FROM cursors WHERE log_id = ?",
@@ -248,11 +250,12 @@ class SearchIndex:
                 if kid is None:
                     kid = keys[k] = int(w.execute("INSERT INTO keys (key) VALUES (?) RETURNING id",
                                                   (k,)).fetchone()[0])
+                    self._names[kid] = k
                 out.append((kid, v, rowid))
         # In key order, so each B-tree page of `attrs` is visited once per batch.
         out.sort(key=_KEY_ID)
         w.executemany("INSERT OR IGNORE INTO attrs (key, value, rowid) VALUES (?, ?, ?)", out)
-        names = {i: k for k, i in keys.items()}
+        names = self._names
         dead = {keys[k] for k in self._rollups.retired_keys(w, log_id) if k in keys}
         self._rollups.add_fields(w, log_id, ((names[kid], v, when[rowid])
                                              for kid, v, rowid in set(out) if kid not in dead))
@@ -260,7 +263,7 @@ class SearchIndex:
     def _forget(self) -> None:
         """After a rolled-back write: what the writer cached may not be stored."""
         self._rollups.forget()
-        self._keys = self._load_keys()
+        self._load_keys()
 
     def search(self, log_id: int, node: Node, window: Window, *, limit: int,
                oldest_first: bool = False) -> list[tuple[int, int]]:
