@@ -133,7 +133,7 @@ class Aggregator:
         counts: Counter[Any] = Counter()
         for value, n in self._rolled(paths[0], "SELECT value, sum(n)", tail):
             counts[value] += n
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], rollups.sort_key(kv[0])))
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], fields.sqlite_order(kv[0])))
         return [([v], n) for v, n in ranked[:top]]
 
     def _rolled(self, path: str, select: str, tail: str) -> list[Any]:
@@ -158,7 +158,7 @@ class Aggregator:
     def distinct(self, path: str) -> int:
         if self._rolled_key(path):
             # count(DISTINCT) counts no NULL: an absent column is no value
-            return len({rollups.sort_key(v) for v, _ in self._rolled(
+            return len({fields.sqlite_order(v) for v, _ in self._rolled(
                 path, "SELECT DISTINCT value, 0", "") if v is not None})
         col = fields.COLUMNS.get(path)
         body, args = self._from()

@@ -123,6 +123,18 @@ def scalar(value: Any) -> str | int | float | None:
     return text if len(text) <= MAX_VALUE_CHARS else None
 
 
+def sqlite_order(value: Any) -> tuple[int, Any]:
+    """A sort key giving SQLite's order of values: NULL, numbers (by value), text (by code
+    point), blobs. The in-memory predicate and the rollup merge both compare by it."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, int | float):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    return (3, bytes(value))
+
+
 def column_values(rec: dict[str, Any]) -> dict[str, Any]:
     """Query path -> the value its column holds (None for an absent nullable field)."""
     res = rec.get("resource") or {}

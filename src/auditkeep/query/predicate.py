@@ -105,7 +105,7 @@ def _value_test(n: Eq | Wildcard | Range, col: fields.Column | None) -> Callable
     lo_in, hi_in = n.lo_inclusive, n.hi_inclusive
 
     def in_range(v: Scalar) -> bool:
-        k = _sort_key(v)
+        k = fields.sqlite_order(v)
         if lo is not None and (k < lo or (k == lo and not lo_in)):
             return False
         if hi is not None and (k > hi or (k == hi and not hi_in)):
@@ -129,15 +129,10 @@ def _is_num(v: Scalar) -> bool:
     return not isinstance(v, str)
 
 
-def _sort_key(v: Scalar) -> tuple[int, Any]:
-    """SQLite's order of values: numbers (by value) before text (by code point)."""
-    return (1, v) if isinstance(v, str) else (0, v)
-
-
 def _key(bound: Literal_ | None, numeric: bool) -> tuple[int, Any] | None:
     if bound is None:
         return None
-    return (0, bound.number) if numeric else (1, bound.text)
+    return fields.sqlite_order(bound.number if numeric else bound.text)
 
 
 def wildcard_regex(pattern: str) -> re.Pattern[str]:

@@ -316,17 +316,6 @@ def unit_range(column: str, span: tuple[int | None, int | None]) -> tuple[str, l
     return (" AND ".join(parts) or "1"), args
 
 
-def sort_key(value: Any) -> tuple[int, Any]:
-    """SQLite's order of values (NULL, numbers, text, blobs), for merging groups."""
-    if value is None:
-        return (0, 0)
-    if isinstance(value, int | float):
-        return (1, value)
-    if isinstance(value, str):
-        return (2, value)
-    return (3, bytes(value))
-
-
 def column_of(value: Any) -> Any:
     """A rollup value as the column it counts (the NULL marker back to None)."""
     return None if isinstance(value, bytes) else value
