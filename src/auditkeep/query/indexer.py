@@ -26,9 +26,13 @@ log = logging.getLogger(__name__)
 
 BATCH = 20_000
 #: The second pass takes smaller bites, so a backlog of fields never holds up the
-#: first pass (new events' columns and free text) for long; 5,000 halves the commit
-#: cost per event against 1,000 (each commit writes the `attrs` pages it touched).
+#: first pass (new events' columns and free text) for long: each bite is sized to take
+#: about FIELD_SECONDS at the rate the last one ran, at most FIELD_BATCH (5,000 halves
+#: the commit cost per event against 1,000: each commit writes the `attrs` pages it
+#: touched) and, below that, at least FIELD_MIN.
 FIELD_BATCH = 5_000
+FIELD_MIN = 200
+FIELD_SECONDS = 0.15
 #: How many parsed records the first pass keeps for the second, per log.
 PARSED_KEPT = 100_000
 
@@ -69,6 +73,7 @@ class Indexer(_Following):
         # The records the first pass parsed, by log: the second pass usually wants the
         # same ones next, and reading and parsing them again cost as much as indexing.
         self._parsed: dict[int, list[tuple[int, list[dict[str, Any]]]]] = {}
+        self._field_rate = float(FIELD_BATCH / FIELD_SECONDS)  # events/s of the last bite
 
     def notify(self, _log: str = "", _size: int = 0) -> None:
         """Called after each commit, so new entries are indexed without waiting."""
@@ -125,10 +130,13 @@ class Indexer(_Following):
             start = done.get(log_id, 0)
             if start >= upto:
                 continue
-            end = min(upto, start + FIELD_BATCH)
+            bite = min(FIELD_BATCH, max(FIELD_MIN, int(self._field_rate * FIELD_SECONDS)))
+            end = min(upto, start + bite)
+            t = time.perf_counter()
             records = self._kept(log_id, start, end) or self._records(log_id, start, end)
             raws = parsed_raws(self._store.read_raws(log_id, start, end))
             if records and self._index.add_fields(log_id, records, start + len(records), raws):
+                self._field_rate = len(records) / max(time.perf_counter() - t, 1e-6)
                 busy = True
         return busy
 
