@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -100,7 +101,9 @@ class ReceiptBook:
     def _save(self, tenant: str, note: str) -> None:
         if self._dir is None:
             return
-        tmp = self._dir / f"{tenant}.checkpoint.tmp"
+        # One temporary name per process: a forked child shares this directory with its
+        # parent, and two writers of one name rename each other's file away (seen in CI).
+        tmp = self._dir / f"{tenant}.checkpoint.{os.getpid()}.tmp"
         tmp.write_text(note)
         tmp.replace(self._dir / f"{tenant}.checkpoint")
 
