@@ -55,7 +55,7 @@ class Aggregator:
         self.where = compile_where(node, rowid="e.rowid")
         plain = rollups_ and window.cursor is None and window.after is None
         self.counted = rollups.dim_filter(node, rollups.COUNT_DIMS) if plain else None
-        self.grouped = rollups.dim_filter(node, ("action",)) if plain else None
+        self.grouped = rollups.dim_filter(node, rollups.GROUP_DIMS) if plain else None
 
     # -- scanning the events ------------------------------------------------------------
 

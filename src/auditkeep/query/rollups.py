@@ -64,6 +64,8 @@ GROUP_COLUMNS = {"actor.id": 3, "actor.type": 4, "action": 5, "outcome": 6, "cat
                  "severity": 8, "resource.type": 9, "source.service": 11}
 #: Most values a key may have in one hour (per dim value) before it is retired.
 CAP = {"": 10_000, "action": 500}
+#: The fields a group-by's query may test and still read `groups` (besides none).
+GROUP_DIMS = ("action",)
 _CACHE_GROUPS = 200_000
 
 _ACTOR = 3
@@ -95,8 +97,8 @@ class RollupWriter:
 
         Rows are first counted by their combination of low-cardinality columns (and,
         apart, by actor), then those counts are spread over the dims: one counter step
-        per row instead of two dozen (measured: the rollups went from a third of the
-        indexer's time to a few per cent)."""
+        per row instead of two dozen (measured: this method went from 14% of the
+        indexer's time to 6%)."""
         retired = self._load_retired(w)
         combos: Counter[tuple[Any, ...]] = Counter()
         actors: Counter[tuple[Any, ...]] = Counter()
@@ -278,15 +280,6 @@ def dim_filter(node: Node, dims: Iterable[str]) -> DimFilter | None:
             parts.append("({v} >= ? AND {v} < ?)")
             args += [prefix, upper]
     return DimFilter(path, "(" + " OR ".join(parts) + ")", tuple(args))
-
-
-def count_dims() -> tuple[str, ...]:
-    return tuple(COUNT_DIMS)
-
-
-def group_dims() -> tuple[str, ...]:
-    """The fields a group-by may be filtered on and still read `groups`."""
-    return ("action",)
 
 
 def cut(lo: int | None, hi: int | None, unit: int
