@@ -93,19 +93,6 @@ def compact(data: DataDir) -> str:
     return res.output
 
 
-@pytest.fixture
-def data(data_dir: DataDir) -> DataDir:
-    populate(data_dir)  # 120 entries; checkpoints at 0, 10, ..., 120
-    return data_dir
-
-
-@pytest.fixture
-def attacker(data: DataDir) -> Attacker:
-    a = Attacker(data)
-    yield a  # type: ignore[misc]
-    a.close()
-
-
 class TestCompactedLog:
     def test_aged_checkpoints_go_from_database_and_journal_and_the_log_verifies(
             self, data: DataDir, attacker: Attacker) -> None:

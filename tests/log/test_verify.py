@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
 from click.testing import CliRunner
 
 from auditkeep.cli.main import cli
 from auditkeep.datadir import DataDir
 from auditkeep.log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from auditkeep.log.note import Signer
-from tests.log.tamper import Attacker, populate
+from tests.log.tamper import Attacker
 
 ORIGIN = "auditkeep.local/default"
-
-
-@pytest.fixture
-def data(data_dir: DataDir) -> DataDir:
-    populate(data_dir)
-    return data_dir
-
-
-@pytest.fixture
-def attacker(data: DataDir) -> Attacker:
-    a = Attacker(data)
-    yield a  # type: ignore[misc]
-    a.close()
 
 
 def run_verify(data: DataDir) -> tuple[int, str]:
