@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 
 from auditkeep.datadir import DataDir
@@ -111,8 +110,3 @@ def sign_in(page: Page, server: ServerProcess, path: str = "/search",
     page.click("button[type=submit]")
     page.wait_for_selector("#sign-out")
 
-
-def has_route(server: ServerProcess, path: str) -> bool:
-    """Whether the server has the API route `path` (the search API lands in stages):
-    without a token an existing route answers 401, a missing one 404."""
-    return httpx.get(server.url + path, timeout=10).status_code != 404
