@@ -85,6 +85,53 @@ class SavedSearch:
     updated: str
 
 
+@dataclass(slots=True)
+class AlertRecord:
+    """One stored alert. `body` is the alert's JSON (detect/alerts.py owns its shape);
+    the other fields are what the store filters and orders on. Times are RFC 3339 UTC
+    strings ending in Z, so they compare as text."""
+
+    id: str
+    tenant: str
+    rule: str
+    level: str
+    status: str  # "open" | "acked"
+    dedup_key: str
+    created: str
+    updated: str
+    body: str
+    logged_seq: int | None = None  # its record's seq in the tenant's log, once appended
+
+
+@dataclass(slots=True)
+class DeliveryRecord:
+    """One alert's delivery to one sink: pending until sent, "dead" after the last
+    retry (the dead-letter list), "delivered" once a sink took it."""
+
+    id: str
+    alert_id: str
+    tenant: str
+    sink: str
+    status: str  # "pending" | "delivered" | "dead"
+    attempts: int
+    next_attempt: str
+    created: str
+    updated: str
+    last_error: str | None = None
+
+
+@dataclass(slots=True)
+class DetectCommit:
+    """What one detection pass makes durable at once, so a restart neither misses nor
+    repeats an alert: the cursors it advanced, window state it changed (None deletes),
+    alerts it created or updated (upsert by id) and the deliveries they queued."""
+
+    cursors: dict[int, int] = field(default_factory=dict)  # log id -> next seq to read
+    state: dict[tuple[str, str], bytes | None] = field(default_factory=dict)  # (rule, key)
+    alerts: list[AlertRecord] = field(default_factory=list)
+    deliveries: list[DeliveryRecord] = field(default_factory=list)
+
+
 class Backend(Protocol):
     """What a storage backend must do. Memory and SQLite implement it."""
 
@@ -122,6 +169,37 @@ class Backend(Protocol):
                          updated: str) -> None: ...
     def saved_searches(self, tenant: str) -> list[SavedSearch]: ...
     def delete_saved_search(self, tenant: str, name: str) -> bool: ...
+
+    # detection (detect/ is the only caller): cursors and window state move together
+    def detect_cursors(self) -> dict[int, int]: ...
+    def detect_state(self) -> dict[tuple[str, str], bytes]: ...
+    def detect_commit(self, commit: DetectCommit) -> None: ...
+    def alerts(self, tenant: str, *, rule: str | None = None, level: str | None = None,
+               status: str | None = None, since: str | None = None, until: str | None = None,
+               before: tuple[str, str] | None = None, limit: int = 100) -> list[AlertRecord]:
+        """Newest first by (created, id); `before` is the (created, id) of the last row
+        of the previous page; since/until bound `created` (since inclusive)."""
+        ...
+    def get_alert(self, tenant: str, alert_id: str) -> AlertRecord | None: ...
+    def open_alert(self, tenant: str, dedup_key: str) -> AlertRecord | None:
+        """The newest open alert with this dedup key (noise control groups into it)."""
+        ...
+    def update_alert(self, record: AlertRecord) -> None:
+        """Replace status/updated/body (ack; the engine grouping into an open alert)."""
+        ...
+    def unlogged_alerts(self, limit: int = 100) -> list[AlertRecord]:
+        """Alerts not yet appended to their tenant's log, oldest first."""
+        ...
+    def set_alert_logged(self, alert_id: str, seq: int) -> None: ...
+    def due_deliveries(self, now: str, limit: int = 100) -> list[DeliveryRecord]:
+        """Pending deliveries whose next_attempt <= now, oldest next_attempt first."""
+        ...
+    def update_delivery(self, record: DeliveryRecord) -> None: ...
+    def deliveries(self, tenant: str, *, status: str | None = None, alert_id: str | None = None,
+                   limit: int = 100) -> list[DeliveryRecord]:
+        """Newest first by (updated, id)."""
+        ...
+    def get_delivery(self, tenant: str, delivery_id: str) -> DeliveryRecord | None: ...
 
     # tokens and keys
     def put_token(self, token_hash: bytes, record: TokenRecord) -> None: ...

@@ -1,0 +1,1 @@
+"""Detection: rules over committed events, alerts, and their delivery."""
