@@ -10,7 +10,15 @@ import pytest
 
 from auditkeep.errors import StorageError
 from auditkeep.log import merkle
-from auditkeep.storage.base import Backend, Commit, StoredCheckpoint, TokenRecord
+from auditkeep.storage.base import (
+    AlertRecord,
+    Backend,
+    Commit,
+    DeliveryRecord,
+    DetectCommit,
+    StoredCheckpoint,
+    TokenRecord,
+)
 from auditkeep.storage.memory import MemoryBackend
 from auditkeep.storage.sqlite import SQLiteBackend
 
@@ -160,3 +168,276 @@ class TestTokens:
         assert store.revoke_token("tok_1", "later") is False
         again = store.token_by_hash(b"h" * 32)
         assert again is not None and again.revoked == "later"
+
+
+def alert(id: str, created: str, *, tenant: str = "acme", rule: str = "r1", level: str = "high",
+          status: str = "open", dedup_key: str = "k", body: str = "{}") -> AlertRecord:
+    return AlertRecord(id, tenant, rule, level, status, dedup_key, created, created, body)
+
+
+def delivery(id: str, alert_id: str, *, tenant: str = "acme", status: str = "pending",
+             next_attempt: str = "2026-01-01T00:00:00Z",
+             updated: str = "2026-01-01T00:00:00Z") -> DeliveryRecord:
+    return DeliveryRecord(id, alert_id, tenant, "webhook", status, 0, next_attempt,
+                          "2026-01-01T00:00:00Z", updated)
+
+
+def t(minute: int) -> str:
+    return f"2026-01-01T00:{minute:02d}:00Z"
+
+
+class TestDetectCommit:
+    def test_nothing_is_stored_before_the_first_pass(self, store: Backend) -> None:
+        assert store.detect_cursors() == {}
+        assert store.detect_state() == {}
+        assert store.alerts("acme") == [] and store.unlogged_alerts() == []
+        assert store.due_deliveries(t(59)) == [] and store.deliveries("acme") == []
+
+    def test_a_commit_reads_back_whole(self, store: Backend) -> None:
+        a = alert("al_1", t(1), body='{"x":1}')
+        d = delivery("dl_1", "al_1")
+        store.detect_commit(DetectCommit({1: 10, 2: 5}, {("r1", "u1"): b"\x00\x01"}, [a], [d]))
+        assert store.detect_cursors() == {1: 10, 2: 5}
+        assert store.detect_state() == {("r1", "u1"): b"\x00\x01"}
+        assert store.get_alert("acme", "al_1") == a
+        assert store.get_delivery("acme", "dl_1") == d
+        assert store.deliveries("acme") == [d]
+
+    def test_cursors_and_state_are_upserted_and_none_deletes(self, store: Backend) -> None:
+        store.detect_commit(DetectCommit({1: 10, 2: 5}, {("r1", "a"): b"1", ("r1", "b"): b"2",
+                                                         ("r2", "a"): b"3"}))
+        store.detect_commit(DetectCommit({1: 20}, {("r1", "a"): None, ("r1", "b"): b"22",
+                                                   ("r9", "never"): None}))
+        assert store.detect_cursors() == {1: 20, 2: 5}
+        assert store.detect_state() == {("r1", "b"): b"22", ("r2", "a"): b"3"}
+
+    def test_the_same_commit_twice_stores_everything_once(self, store: Backend) -> None:
+        c = DetectCommit({1: 10}, {("r1", "a"): b"s"}, [alert("al_1", t(1))],
+                         [delivery("dl_1", "al_1")])
+        store.detect_commit(c)
+        store.detect_commit(c)
+        assert store.detect_cursors() == {1: 10}
+        assert [a.id for a in store.alerts("acme")] == ["al_1"]
+        assert [d.id for d in store.deliveries("acme")] == ["dl_1"]
+
+    def test_a_repeated_delivery_keeps_its_progress(self, store: Backend) -> None:
+        store.detect_commit(DetectCommit(deliveries=[delivery("dl_1", "al_1")]))
+        sent = delivery("dl_1", "al_1", status="delivered", updated=t(5))
+        sent.attempts = 1
+        store.update_delivery(sent)
+        store.detect_commit(DetectCommit(deliveries=[delivery("dl_1", "al_1")]))
+        assert store.get_delivery("acme", "dl_1") == sent
+
+    def test_an_alert_upsert_replaces_its_fields_but_keeps_logged_seq(
+            self, store: Backend) -> None:
+        store.detect_commit(DetectCommit(alerts=[alert("al_1", t(1))]))
+        store.set_alert_logged("al_1", 7)
+        again = alert("al_1", t(1), level="critical", status="acked", body='{"n":2}')
+        again.updated = t(9)
+        store.detect_commit(DetectCommit(alerts=[again]))
+        got = store.get_alert("acme", "al_1")
+        assert got is not None
+        assert (got.level, got.status, got.body, got.updated, got.logged_seq) == (
+            "critical", "acked", '{"n":2}', t(9), 7)
+        assert got.created == t(1)
+
+    def test_returned_records_are_copies(self, store: Backend) -> None:
+        a = alert("al_1", t(1))
+        store.detect_commit(DetectCommit(alerts=[a], deliveries=[delivery("dl_1", "al_1")]))
+        a.status = "mutated"
+        got = store.get_alert("acme", "al_1")
+        assert got is not None and got.status == "open"
+        got.status = "mutated"
+        listed = store.alerts("acme")
+        assert listed[0].status == "open"
+        d = store.due_deliveries(t(59))[0]
+        d.status = "mutated"
+        assert store.deliveries("acme")[0].status == "pending"
+
+
+class TestAlerts:
+    def test_paging_with_before_crosses_equal_created_values(self, store: Backend) -> None:
+        # five alerts at the same instant and two around it: pages of two must see each once
+        alerts = [alert(f"al_{c}", t(2)) for c in "abcde"]
+        alerts += [alert("al_z", t(1)), alert("al_0", t(3))]
+        store.detect_commit(DetectCommit(alerts=alerts))
+        seen: list[str] = []
+        before: tuple[str, str] | None = None
+        while True:
+            page = store.alerts("acme", before=before, limit=2)
+            if not page:
+                break
+            assert len(page) <= 2
+            seen += [a.id for a in page]
+            before = (page[-1].created, page[-1].id)
+        assert seen == ["al_0", "al_e", "al_d", "al_c", "al_b", "al_a", "al_z"]
+        assert [a.id for a in store.alerts("acme", before=(t(2), "al_c"))] == [
+            "al_b", "al_a", "al_z"]
+
+    def test_every_filter_narrows_the_listing(self, store: Backend) -> None:
+        store.detect_commit(DetectCommit(alerts=[
+            alert("a1", t(1), rule="r1", level="high", status="open"),
+            alert("a2", t(2), rule="r2", level="high", status="acked"),
+            alert("a3", t(3), rule="r1", level="low", status="acked"),
+            alert("a4", t(4), rule="r2", level="low", status="open"),
+        ]))
+        ids = lambda **kw: [a.id for a in store.alerts("acme", **kw)]  # noqa: E731
+        assert ids() == ["a4", "a3", "a2", "a1"]
+        assert ids(rule="r1") == ["a3", "a1"]
+        assert ids(level="low") == ["a4", "a3"]
+        assert ids(status="acked") == ["a3", "a2"]
+        assert ids(since=t(2)) == ["a4", "a3", "a2"]  # since is inclusive
+        assert ids(until=t(3)) == ["a2", "a1"]  # until is exclusive
+        assert ids(since=t(2), until=t(4), rule="r2") == ["a2"]
+        assert ids(rule="r1", level="high", status="open") == ["a1"]
+        assert ids(rule="nope") == []
+        assert ids(limit=1) == ["a4"]
+
+    def test_open_alert_is_the_newest_open_one_with_the_key(self, store: Backend) -> None:
+        store.detect_commit(DetectCommit(alerts=[
+            alert("old", t(1), dedup_key="k"),
+            alert("new", t(2), dedup_key="k"),
+            alert("acked", t(3), dedup_key="k", status="acked"),
+            alert("other", t(4), dedup_key="k2"),
+        ]))
+        found = store.open_alert("acme", "k")
+        assert found is not None and found.id == "new"
+        store.update_alert(alert("new", t(2), dedup_key="k", status="acked"))
+        found = store.open_alert("acme", "k")
+        assert found is not None and found.id == "old"
+        assert store.open_alert("acme", "missing") is None
+
+    def test_update_alert_replaces_fields_but_not_logged_seq(self, store: Backend) -> None:
+        store.detect_commit(DetectCommit(alerts=[alert("al_1", t(1))]))
+        store.set_alert_logged("al_1", 3)
+        new = alert("al_1", t(1), level="low", status="acked", body='{"acked":true}')
+        new.updated = t(8)
+        store.update_alert(new)  # logged_seq None here must not clear the stored one
+        got = store.get_alert("acme", "al_1")
+        assert got is not None
+        assert (got.level, got.status, got.body, got.updated, got.logged_seq) == (
+            "low", "acked", '{"acked":true}', t(8), 3)
+
+    def test_unlogged_alerts_are_oldest_first_until_logged(self, store: Backend) -> None:
+        store.detect_commit(DetectCommit(alerts=[
+            alert("b", t(2)), alert("a", t(2)), alert("c", t(1)),
+            alert("x", t(5), tenant="other")]))
+        assert [a.id for a in store.unlogged_alerts()] == ["c", "a", "b", "x"]
+        assert [a.id for a in store.unlogged_alerts(limit=2)] == ["c", "a"]
+        store.set_alert_logged("a", 12)
+        assert [a.id for a in store.unlogged_alerts()] == ["c", "b", "x"]
+        got = store.get_alert("acme", "a")
+        assert got is not None and got.logged_seq == 12
+
+
+class TestDeliveries:
+    def test_due_deliveries_are_pending_and_due_in_next_attempt_order(
+            self, store: Backend) -> None:
+        store.detect_commit(DetectCommit(deliveries=[
+            delivery("d3", "a", next_attempt=t(3)),
+            delivery("d1b", "a", next_attempt=t(1)),
+            delivery("d1a", "a", next_attempt=t(1)),
+            delivery("d2", "a", next_attempt=t(2), tenant="other"),
+            delivery("late", "a", next_attempt=t(9)),
+            delivery("sent", "a", next_attempt=t(0), status="delivered"),
+            delivery("dead", "a", next_attempt=t(0), status="dead"),
+        ]))
+        due = lambda now, limit=100: [  # noqa: E731
+            d.id for d in store.due_deliveries(now, limit)]
+        assert due(t(3)) == ["d1a", "d1b", "d2", "d3"]  # next_attempt <= now
+        assert due(t(2), limit=2) == ["d1a", "d1b"]
+        assert due(t(0)) == []
+        assert due(t(9)) == ["d1a", "d1b", "d2", "d3", "late"]
+
+    def test_update_delivery_moves_it_off_the_queue(self, store: Backend) -> None:
+        store.detect_commit(DetectCommit(deliveries=[delivery("d1", "a")]))
+        retry = delivery("d1", "a", next_attempt=t(30), updated=t(1))
+        retry.attempts, retry.last_error = 1, "HTTP 503"
+        store.update_delivery(retry)
+        assert store.due_deliveries(t(29)) == []
+        assert store.due_deliveries(t(30)) == [retry]
+        dead = delivery("d1", "a", status="dead", next_attempt=t(30), updated=t(31))
+        dead.attempts, dead.last_error = 5, "HTTP 500"
+        store.update_delivery(dead)
+        assert store.due_deliveries(t(59)) == []
+        assert store.get_delivery("acme", "d1") == dead
+
+    def test_deliveries_are_newest_first_and_filtered(self, store: Backend) -> None:
+        store.detect_commit(DetectCommit(deliveries=[
+            delivery("d1", "a1", updated=t(1)),
+            delivery("d2", "a2", updated=t(2), status="dead"),
+            delivery("d3b", "a1", updated=t(3), status="delivered"),
+            delivery("d3a", "a1", updated=t(3)),
+        ]))
+        ids = lambda **kw: [d.id for d in store.deliveries("acme", **kw)]  # noqa: E731
+        assert ids() == ["d3b", "d3a", "d2", "d1"]
+        assert ids(status="pending") == ["d3a", "d1"]
+        assert ids(alert_id="a1") == ["d3b", "d3a", "d1"]
+        assert ids(alert_id="a1", status="delivered") == ["d3b"]
+        assert ids(limit=2) == ["d3b", "d3a"]
+
+
+class TestDetectionTenants:
+    def test_another_tenants_records_are_never_returned(self, store: Backend) -> None:
+        store.detect_commit(DetectCommit(
+            alerts=[alert("mine", t(1)), alert("theirs", t(2), tenant="other")],
+            deliveries=[delivery("dm", "mine"), delivery("dt", "theirs", tenant="other")]))
+        assert store.get_alert("acme", "theirs") is None
+        assert store.get_delivery("acme", "dt") is None
+        assert [a.id for a in store.alerts("acme")] == ["mine"]
+        assert [d.id for d in store.deliveries("acme")] == ["dm"]
+        assert [d.id for d in store.deliveries("acme", alert_id="theirs")] == []
+        assert store.open_alert("acme", "k") is not None
+        assert store.open_alert("nobody", "k") is None
+        theirs = store.get_alert("other", "theirs")
+        assert theirs is not None and theirs.tenant == "other"
+
+    def test_an_update_under_another_tenant_changes_nothing(self, store: Backend) -> None:
+        store.detect_commit(DetectCommit(alerts=[alert("al_1", t(1), tenant="other")],
+                                         deliveries=[delivery("d1", "al_1", tenant="other")]))
+        store.update_alert(alert("al_1", t(1), tenant="acme", status="acked"))
+        store.detect_commit(DetectCommit(alerts=[alert("al_1", t(1), tenant="acme",
+                                                       body='{"stolen":1}')]))
+        store.update_delivery(delivery("d1", "al_1", tenant="acme", status="dead"))
+        got = store.get_alert("other", "al_1")
+        assert got is not None and (got.status, got.body) == ("open", "{}")
+        assert store.get_alert("acme", "al_1") is None
+        d = store.get_delivery("other", "d1")
+        assert d is not None and d.status == "pending"
+
+
+class TestSQLiteDetection:
+    def test_detection_records_survive_close_and_reopen(self, tmp_path: Path) -> None:
+        path = tmp_path / "d.db"
+        a = alert("al_1", t(1), body='{"x":1}')
+        d = delivery("dl_1", "al_1", next_attempt=t(2))
+        s = SQLiteBackend(path)
+        s.detect_commit(DetectCommit({3: 42}, {("r1", "u"): b"\xff"}, [a], [d]))
+        s.set_alert_logged("al_1", 9)
+        s.close()
+        s = SQLiteBackend(path)
+        try:
+            assert s.detect_cursors() == {3: 42}
+            assert s.detect_state() == {("r1", "u"): b"\xff"}
+            a.logged_seq = 9
+            assert s.get_alert("acme", "al_1") == a
+            assert s.due_deliveries(t(2)) == [d]
+            assert s.unlogged_alerts() == []
+        finally:
+            s.close()
+
+    def test_a_failing_pass_leaves_nothing_behind(self, tmp_path: Path) -> None:
+        s = SQLiteBackend(tmp_path / "d.db")
+        try:
+            s.detect_commit(DetectCommit({1: 5}, {("r1", "a"): b"old"}))
+            bad = alert("al_2", t(2))
+            bad.rule = None  # type: ignore[assignment]  # violates NOT NULL after the cursors
+            with pytest.raises(StorageError):
+                s.detect_commit(DetectCommit({1: 9}, {("r1", "a"): None}, [bad],
+                                             [delivery("dl_2", "al_2")]))
+            assert s.detect_cursors() == {1: 5}
+            assert s.detect_state() == {("r1", "a"): b"old"}
+            assert s.alerts("acme") == [] and s.deliveries("acme") == []
+        finally:
+            s.close()
+

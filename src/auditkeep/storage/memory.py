@@ -6,6 +6,7 @@ exercises the same encodings, but nothing survives the process.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Sequence
 
@@ -13,8 +14,11 @@ from auditkeep.errors import CorruptionError, StorageError
 from auditkeep.log.merkle import EMPTY_ROOT
 from auditkeep.storage.base import (
     TILE_WIDTH,
+    AlertRecord,
     Bundle,
     Commit,
+    DeliveryRecord,
+    DetectCommit,
     LogInfo,
     SavedSearch,
     SigningKeyRecord,
@@ -38,6 +42,10 @@ class MemoryBackend:
         self._checkpoints: dict[int, list[StoredCheckpoint]] = {}
         self._tokens: dict[bytes, TokenRecord] = {}
         self._keys: list[SigningKeyRecord] = []
+        self._cursors: dict[int, int] = {}
+        self._state: dict[tuple[str, str], bytes] = {}
+        self._alerts: dict[str, AlertRecord] = {}
+        self._deliveries: dict[str, DeliveryRecord] = {}
 
     def open_log(self, name: str, origin: str) -> LogInfo:
         with self._lock:
@@ -171,6 +179,116 @@ class MemoryBackend:
             left = [c for c in cps if (c.size, bytes(c.root)) not in gone]
             self._checkpoints[log_id] = left
             return len(cps) - len(left)
+
+    # detection -------------------------------------------------------------
+
+    def detect_cursors(self) -> dict[int, int]:
+        with self._lock:
+            return dict(self._cursors)
+
+    def detect_state(self) -> dict[tuple[str, str], bytes]:
+        with self._lock:
+            return dict(self._state)
+
+    def detect_commit(self, commit: DetectCommit) -> None:
+        with self._lock:
+            self._cursors.update(commit.cursors)
+            for key, data in commit.state.items():
+                if data is None:
+                    self._state.pop(key, None)
+                else:
+                    self._state[key] = bytes(data)
+            for a in commit.alerts:
+                old = self._alerts.get(a.id)
+                if old is None:
+                    self._alerts[a.id] = dataclasses.replace(a)
+                elif old.tenant == a.tenant:  # an id is never taken over by another tenant
+                    old.status, old.updated, old.body, old.level = (
+                        a.status, a.updated, a.body, a.level)
+                    if old.logged_seq is None:
+                        old.logged_seq = a.logged_seq
+            for d in commit.deliveries:
+                # a pass repeated after a crash must not reset a delivery's progress
+                self._deliveries.setdefault(d.id, dataclasses.replace(d))
+
+    def alerts(self, tenant: str, *, rule: str | None = None, level: str | None = None,
+               status: str | None = None, since: str | None = None, until: str | None = None,
+               before: tuple[str, str] | None = None, limit: int = 100) -> list[AlertRecord]:
+        with self._lock:
+            rows = [a for a in self._alerts.values()
+                    if a.tenant == tenant
+                    and (rule is None or a.rule == rule)
+                    and (level is None or a.level == level)
+                    and (status is None or a.status == status)
+                    and (since is None or a.created >= since)
+                    and (until is None or a.created < until)
+                    and (before is None or (a.created, a.id) < before)]
+            rows.sort(key=lambda a: (a.created, a.id), reverse=True)
+            return [dataclasses.replace(a) for a in rows[: max(limit, 0)]]
+
+    def get_alert(self, tenant: str, alert_id: str) -> AlertRecord | None:
+        with self._lock:
+            a = self._alerts.get(alert_id)
+            return dataclasses.replace(a) if a is not None and a.tenant == tenant else None
+
+    def open_alert(self, tenant: str, dedup_key: str) -> AlertRecord | None:
+        with self._lock:
+            found = [a for a in self._alerts.values() if a.tenant == tenant
+                     and a.dedup_key == dedup_key and a.status == "open"]
+            if not found:
+                return None
+            return dataclasses.replace(max(found, key=lambda a: (a.created, a.id)))
+
+    def update_alert(self, record: AlertRecord) -> None:
+        with self._lock:
+            a = self._alerts.get(record.id)
+            if a is not None and a.tenant == record.tenant:
+                a.status, a.updated, a.body, a.level = (
+                    record.status, record.updated, record.body, record.level)
+
+    def unlogged_alerts(self, limit: int = 100) -> list[AlertRecord]:
+        with self._lock:
+            rows = sorted((a for a in self._alerts.values() if a.logged_seq is None),
+                          key=lambda a: (a.created, a.id))
+            return [dataclasses.replace(a) for a in rows[: max(limit, 0)]]
+
+    def set_alert_logged(self, alert_id: str, seq: int) -> None:
+        with self._lock:
+            a = self._alerts.get(alert_id)
+            if a is not None:
+                a.logged_seq = seq
+
+    def due_deliveries(self, now: str, limit: int = 100) -> list[DeliveryRecord]:
+        with self._lock:
+            rows = sorted((d for d in self._deliveries.values()
+                           if d.status == "pending" and d.next_attempt <= now),
+                          key=lambda d: (d.next_attempt, d.id))
+            return [dataclasses.replace(d) for d in rows[: max(limit, 0)]]
+
+    def update_delivery(self, record: DeliveryRecord) -> None:
+        with self._lock:
+            d = self._deliveries.get(record.id)
+            if d is not None and d.tenant == record.tenant:
+                d.status, d.attempts, d.next_attempt, d.updated, d.last_error = (
+                    record.status, record.attempts, record.next_attempt, record.updated,
+                    record.last_error)
+
+    def deliveries(self, tenant: str, *, status: str | None = None, alert_id: str | None = None,
+                   limit: int = 100) -> list[DeliveryRecord]:
+        with self._lock:
+            rows = [d for d in self._deliveries.values()
+                    if d.tenant == tenant
+                    and (status is None or d.status == status)
+                    and (alert_id is None or d.alert_id == alert_id)]
+            rows.sort(key=lambda d: (d.updated, d.id), reverse=True)
+            return [dataclasses.replace(d) for d in rows[: max(limit, 0)]]
+
+    def get_delivery(self, tenant: str, delivery_id: str) -> DeliveryRecord | None:
+        with self._lock:
+            d = self._deliveries.get(delivery_id)
+            return dataclasses.replace(d) if d is not None and d.tenant == tenant else None
+
+    # tokens and keys ---------------------------------------------------------
 
     def put_token(self, token_hash: bytes, record: TokenRecord) -> None:
         with self._lock:

@@ -120,4 +120,62 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        5,
+        """
+        -- Detection: where each log's rule pass has read up to (the next seq to read),
+        -- advanced in the same transaction as the state and alerts of that pass.
+        CREATE TABLE detect_cursors (
+            log_id INTEGER PRIMARY KEY,
+            next_seq INTEGER NOT NULL
+        );
+        -- Window state of stateful rules (counts, first-seen sets), opaque bytes per
+        -- (rule, key): a pass deletes a row when its window empties.
+        CREATE TABLE detect_state (
+            rule TEXT NOT NULL,
+            key TEXT NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (rule, key)
+        ) WITHOUT ROWID;
+        -- Alerts, upserted by id. `body` is the alert's JSON, the other columns are what
+        -- the API filters and orders on. `logged_seq` is the seq of the alert's record in
+        -- its tenant's log, NULL until it has been appended there.
+        CREATE TABLE alerts (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            level TEXT NOT NULL,
+            status TEXT NOT NULL,
+            dedup_key TEXT NOT NULL,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            body TEXT NOT NULL,
+            logged_seq INTEGER
+        );
+        -- the API's listing, newest first, paged by (created, id)
+        CREATE INDEX alerts_by_created ON alerts (tenant, created DESC, id DESC);
+        -- noise control: the newest open alert with a dedup key
+        CREATE INDEX alerts_by_dedup ON alerts (tenant, dedup_key, status, created);
+        -- the few alerts still to append to their log, so the scan never walks them all
+        CREATE INDEX alerts_unlogged ON alerts (created, id) WHERE logged_seq IS NULL;
+        -- One alert's delivery to one sink: "pending" (retried at next_attempt),
+        -- "delivered", or "dead" once the retries ran out (the dead-letter list).
+        CREATE TABLE deliveries (
+            id TEXT PRIMARY KEY,
+            alert_id TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            sink TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            next_attempt TEXT NOT NULL,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            last_error TEXT
+        );
+        -- the sender's queue: only pending rows, in the order they fall due
+        CREATE INDEX deliveries_due ON deliveries (next_attempt, id) WHERE status = 'pending';
+        -- the API's listing, newest first
+        CREATE INDEX deliveries_by_updated ON deliveries (tenant, updated DESC, id DESC);
+        """,
+    ),
 ]

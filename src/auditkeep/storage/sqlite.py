@@ -23,8 +23,11 @@ from auditkeep.log.merkle import EMPTY_ROOT
 from auditkeep.storage.base import (
     BUNDLE_WIDTH,
     TILE_WIDTH,
+    AlertRecord,
     Bundle,
     Commit,
+    DeliveryRecord,
+    DetectCommit,
     LogInfo,
     SavedSearch,
     SigningKeyRecord,
@@ -393,6 +396,138 @@ class SQLiteBackend:
                           [(log_id, size, root) for size, root in which])
             return w.total_changes - before
 
+    # detection -------------------------------------------------------------
+
+    def detect_cursors(self) -> dict[int, int]:
+        with mapped_errors("reading detection cursors"):
+            rows = self._reader().execute(
+                "SELECT log_id, next_seq FROM detect_cursors").fetchall()
+        return {int(a): int(b) for a, b in rows}
+
+    def detect_state(self) -> dict[tuple[str, str], bytes]:
+        with mapped_errors("reading detection state"):
+            rows = self._reader().execute("SELECT rule, key, data FROM detect_state").fetchall()
+        return {(str(r), str(k)): bytes(d) for r, k, d in rows}
+
+    def detect_commit(self, commit: DetectCommit) -> None:
+        with self._write("committing a detection pass") as w:
+            w.executemany("INSERT INTO detect_cursors (log_id, next_seq) VALUES (?, ?) "
+                          "ON CONFLICT (log_id) DO UPDATE SET next_seq = excluded.next_seq",
+                          list(commit.cursors.items()))
+            w.executemany("DELETE FROM detect_state WHERE rule = ? AND key = ?",
+                          [k for k, v in commit.state.items() if v is None])
+            w.executemany("INSERT INTO detect_state (rule, key, data) VALUES (?, ?, ?) "
+                          "ON CONFLICT (rule, key) DO UPDATE SET data = excluded.data",
+                          [(r, k, v) for (r, k), v in commit.state.items() if v is not None])
+            # An id is never taken over by another tenant, and a logged alert stays logged.
+            w.executemany(
+                "INSERT INTO alerts (id, tenant, rule, level, status, dedup_key, created, updated, "
+                "body, logged_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
+                "updated = excluded.updated, body = excluded.body, level = excluded.level, "
+                "logged_seq = coalesce(alerts.logged_seq, excluded.logged_seq) "
+                "WHERE alerts.tenant = excluded.tenant",
+                [_alert_row(a) for a in commit.alerts])
+            # DO NOTHING: a pass repeated after a crash must not reset a delivery's progress
+            w.executemany(
+                "INSERT INTO deliveries (id, alert_id, tenant, sink, status, attempts, "
+                "next_attempt, created, updated, last_error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                [_delivery_row(d) for d in commit.deliveries])
+
+    def alerts(self, tenant: str, *, rule: str | None = None, level: str | None = None,
+               status: str | None = None, since: str | None = None, until: str | None = None,
+               before: tuple[str, str] | None = None, limit: int = 100) -> list[AlertRecord]:
+        where = ["tenant = ?"]
+        args: list[Any] = [tenant]
+        for col, val in (("rule", rule), ("level", level), ("status", status)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        if since is not None:
+            where.append("created >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("created < ?")
+            args.append(until)
+        if before is not None:
+            where.append("(created, id) < (?, ?)")
+            args.extend(before)
+        with mapped_errors(f"listing alerts of tenant {tenant}"):
+            rows = self._reader().execute(
+                f"SELECT {_ALERT_COLS} FROM alerts WHERE {' AND '.join(where)} "  # noqa: S608 -- only fixed column names and placeholders are formatted in
+                "ORDER BY created DESC, id DESC LIMIT ?", (*args, max(limit, 0))).fetchall()
+        return [_alert(r) for r in rows]
+
+    def get_alert(self, tenant: str, alert_id: str) -> AlertRecord | None:
+        with mapped_errors(f"reading alert {alert_id}"):
+            row = self._reader().execute(
+                f"SELECT {_ALERT_COLS} FROM alerts WHERE id = ? AND tenant = ?",  # noqa: S608 -- a constant column list
+                (alert_id, tenant)).fetchone()
+        return _alert(row) if row else None
+
+    def open_alert(self, tenant: str, dedup_key: str) -> AlertRecord | None:
+        with mapped_errors(f"looking up the open alert for {dedup_key}"):
+            row = self._reader().execute(
+                f"SELECT {_ALERT_COLS} FROM alerts WHERE tenant = ? AND dedup_key = ? "  # noqa: S608 -- a constant column list
+                "AND status = 'open' ORDER BY created DESC, id DESC LIMIT 1",
+                (tenant, dedup_key)).fetchone()
+        return _alert(row) if row else None
+
+    def update_alert(self, record: AlertRecord) -> None:
+        with self._write(f"updating alert {record.id}") as w:
+            w.execute("UPDATE alerts SET status = ?, updated = ?, body = ?, level = ? "
+                      "WHERE id = ? AND tenant = ?",
+                      (record.status, record.updated, record.body, record.level, record.id,
+                       record.tenant))
+
+    def unlogged_alerts(self, limit: int = 100) -> list[AlertRecord]:
+        with mapped_errors("listing alerts not yet logged"):
+            rows = self._reader().execute(
+                f"SELECT {_ALERT_COLS} FROM alerts WHERE logged_seq IS NULL "  # noqa: S608 -- a constant column list
+                "ORDER BY created, id LIMIT ?", (max(limit, 0),)).fetchall()
+        return [_alert(r) for r in rows]
+
+    def set_alert_logged(self, alert_id: str, seq: int) -> None:
+        with self._write(f"marking alert {alert_id} logged") as w:
+            w.execute("UPDATE alerts SET logged_seq = ? WHERE id = ?", (seq, alert_id))
+
+    def due_deliveries(self, now: str, limit: int = 100) -> list[DeliveryRecord]:
+        with mapped_errors("listing due deliveries"):
+            rows = self._reader().execute(
+                f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE status = 'pending' "  # noqa: S608 -- a constant column list
+                "AND next_attempt <= ? ORDER BY next_attempt, id LIMIT ?",
+                (now, max(limit, 0))).fetchall()
+        return [_delivery(r) for r in rows]
+
+    def update_delivery(self, record: DeliveryRecord) -> None:
+        with self._write(f"updating delivery {record.id}") as w:
+            w.execute("UPDATE deliveries SET status = ?, attempts = ?, next_attempt = ?, "
+                      "updated = ?, last_error = ? WHERE id = ? AND tenant = ?",
+                      (record.status, record.attempts, record.next_attempt, record.updated,
+                       record.last_error, record.id, record.tenant))
+
+    def deliveries(self, tenant: str, *, status: str | None = None, alert_id: str | None = None,
+                   limit: int = 100) -> list[DeliveryRecord]:
+        where = ["tenant = ?"]
+        args: list[Any] = [tenant]
+        for col, val in (("status", status), ("alert_id", alert_id)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        with mapped_errors(f"listing deliveries of tenant {tenant}"):
+            rows = self._reader().execute(
+                f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE {' AND '.join(where)} "  # noqa: S608 -- only fixed column names and placeholders are formatted in
+                "ORDER BY updated DESC, id DESC LIMIT ?", (*args, max(limit, 0))).fetchall()
+        return [_delivery(r) for r in rows]
+
+    def get_delivery(self, tenant: str, delivery_id: str) -> DeliveryRecord | None:
+        with mapped_errors(f"reading delivery {delivery_id}"):
+            row = self._reader().execute(
+                f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE id = ? AND tenant = ?",  # noqa: S608 -- a constant column list
+                (delivery_id, tenant)).fetchone()
+        return _delivery(row) if row else None
+
     # tokens and keys ---------------------------------------------------------
 
     def put_token(self, token_hash: bytes, record: TokenRecord) -> None:
@@ -497,3 +632,30 @@ def _insert_dedup(w: sqlite3.Connection, log_id: int, first_seq: int, keys: list
 
 def _token(row: tuple[Any, ...]) -> TokenRecord:
     return TokenRecord(row[0], row[1], tuple(row[2].split()), row[3], row[4], row[5])
+
+
+_ALERT_COLS = "id, tenant, rule, level, status, dedup_key, created, updated, body, logged_seq"
+_DELIVERY_COLS = ("id, alert_id, tenant, sink, status, attempts, next_attempt, created, "
+                  "updated, last_error")
+
+
+def _alert_row(a: AlertRecord) -> tuple[Any, ...]:
+    return (a.id, a.tenant, a.rule, a.level, a.status, a.dedup_key, a.created, a.updated,
+            a.body, a.logged_seq)
+
+
+def _alert(row: tuple[Any, ...]) -> AlertRecord:
+    return AlertRecord(str(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]),
+                       str(row[5]), str(row[6]), str(row[7]), str(row[8]),
+                       None if row[9] is None else int(row[9]))
+
+
+def _delivery_row(d: DeliveryRecord) -> tuple[Any, ...]:
+    return (d.id, d.alert_id, d.tenant, d.sink, d.status, d.attempts, d.next_attempt,
+            d.created, d.updated, d.last_error)
+
+
+def _delivery(row: tuple[Any, ...]) -> DeliveryRecord:
+    return DeliveryRecord(str(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]),
+                          int(row[5]), str(row[6]), str(row[7]), str(row[8]),
+                          None if row[9] is None else str(row[9]))
