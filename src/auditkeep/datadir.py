@@ -6,6 +6,8 @@
     DATA/journal/*.checkpoints  persisted checkpoints, appended (rollback evidence),
                              thinned out hourly like the stored ones (log/compaction.py)
     DATA/admin.token         the bootstrap admin token (0600)
+    DATA/rules/              detection rules and alerting.yaml (the default for
+                             `serve --rules`; the shipped rule set on first start)
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ class DataDir:
         return self.root / "journal"
 
     @property
+    def rules(self) -> Path:
+        return self.root / "rules"
+
+    @property
     def admin_token(self) -> Path:
         return self.root / "admin.token"
 
@@ -90,9 +96,13 @@ class Node:
     compactor: CheckpointCompactor | None = None
 
     def start(self, compact_every: float = HOUR) -> None:
-        """Start the indexer, and checkpoint compaction now and every `compact_every` s."""
+        """Start the indexer, detection (if set up), and checkpoint compaction now and
+        every `compact_every` s."""
         if self.indexer is not None:
             self.indexer.start()
+        detection = self.options.get("detection")
+        if detection is not None:
+            detection.start()
         if self.compactor is None:
             self.compactor = CheckpointCompactor(
                 lambda stopping: self.logs.compact_checkpoints(stopping=stopping), compact_every)
@@ -101,6 +111,9 @@ class Node:
     def close(self) -> None:
         if self.compactor is not None:
             self.compactor.stop()
+        detection = self.options.get("detection")
+        if detection is not None:  # before the logs: it appends alert records
+            detection.stop()
         self.logs.close()
         if self.indexer is not None:
             self.indexer.notify()

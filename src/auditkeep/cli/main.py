@@ -51,11 +51,13 @@ def _register() -> None:
     from auditkeep.cli import (
         admin,
         agent_cmd,
+        alerts_cmd,
         client_cmds,
         config_cmd,
         import_cmd,
         investigate,
         journal_cmd,
+        rules_cmd,
         schemas_cmd,
         serve,
         verify_cmd,
@@ -77,6 +79,8 @@ def _register() -> None:
     cli.add_command(import_cmd.import_)
     cli.add_command(config_cmd.config)
     cli.add_command(schemas_cmd.schemas)
+    cli.add_command(rules_cmd.rules)
+    cli.add_command(alerts_cmd.alerts)
 
 
 _register()

@@ -49,11 +49,11 @@ class Alert:
     logged_seq: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        return {k: getattr(self, k) for k in self.__slots__}
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Alert:
-        known = set(cls.__slots__)  # type: ignore[attr-defined]
+        known = set(cls.__slots__)
         return cls(**{k: v for k, v in body.items() if k in known})
 
     def record(self) -> AlertRecord:
@@ -85,3 +85,12 @@ def alert_id(tenant: str, key: str, trigger: str) -> str:
     digest[6] = (digest[6] & 0x0F) | 0x80
     digest[8] = (digest[8] & 0x3F) | 0x80
     return str(uuid.UUID(bytes=bytes(digest)))
+
+
+SUMMARY = ("id", "rule", "title", "level", "severity", "status", "count", "created",
+           "updated", "first_time", "last_time", "group", "suppressed_by", "origin")
+
+
+def alert_summary(a: Alert) -> dict[str, Any]:
+    """The fields lists show (the API's and CLI's alert rows)."""
+    return {k: getattr(a, k) for k in SUMMARY}

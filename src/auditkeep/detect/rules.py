@@ -93,3 +93,21 @@ class RuleError(Exception):
         super().__init__(f"{where}: {reason}")
         self.where = where
         self.reason = reason
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: object) -> float | None:
+    """`30s`, `10m`, `2h`, `1d` (or a number of seconds) -> seconds; None if not one."""
+    if isinstance(text, bool):
+        return None
+    if isinstance(text, int | float):
+        return float(text) if text > 0 else None
+    if not isinstance(text, str) or len(text) < 2 or text[-1] not in _UNITS:
+        return None
+    try:
+        n = float(text[:-1])
+    except ValueError:
+        return None
+    return n * _UNITS[text[-1]] if n > 0 else None

@@ -13,11 +13,13 @@ from typing import Any
 
 import orjson
 
+from auditkeep.query.predicate import Doc
+
 RAW = "raw."
 
 
 class EventView:
-    __slots__ = ("_raw", "_raw_bytes", "log", "raw_format", "record", "seq")
+    __slots__ = ("_doc", "_raw", "_raw_bytes", "log", "raw_format", "record", "seq")
 
     def __init__(self, record: dict[str, Any], *, log: str = "", seq: int | None = None,
                  raw: tuple[str, bytes] | None = None) -> None:
@@ -27,6 +29,7 @@ class EventView:
         self.raw_format: str | None = raw[0] if raw else None
         self._raw_bytes = raw[1] if raw else None
         self._raw: Any = None
+        self._doc: Doc | None = None
 
     @classmethod
     def of_raw_object(cls, record: dict[str, Any], fmt: str, obj: Any, *, log: str = ""
@@ -46,6 +49,14 @@ class EventView:
                 self._raw = {}
             self._raw_bytes = None
         return self._raw
+
+    @property
+    def doc(self) -> Doc:
+        """The record flattened as the search index holds it (for query-language rules),
+        built once per event however many rules ask."""
+        if self._doc is None:
+            self._doc = Doc.of(self.record, self.raw)
+        return self._doc
 
     @property
     def id(self) -> str:

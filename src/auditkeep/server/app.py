@@ -16,6 +16,13 @@ from auditkeep.pipeline.config import ServerConfig, SourcesConfig
 from auditkeep.pipeline.schemas import ActionSchemas
 from auditkeep.server import ops, problems
 from auditkeep.server.aggregate import aggregate
+from auditkeep.server.alerts import (
+    ack_alert,
+    get_alert,
+    list_alerts,
+    list_deliveries,
+    retry_delivery,
+)
 from auditkeep.server.context import json_response
 from auditkeep.server.dashboards import dashboard
 from auditkeep.server.export import export
@@ -25,6 +32,7 @@ from auditkeep.server.pipelines import Pipelines
 from auditkeep.server.polls import PollSessions
 from auditkeep.server.proofs import get_checkpoint, get_consistency, get_inclusion, get_keys
 from auditkeep.server.reads import get_entry, get_event, get_event_raw
+from auditkeep.server.rules import delete_rule_file, get_rule_file, list_rules, put_rule_file
 from auditkeep.server.saved import delete_saved, get_saved, list_saved, put_saved
 from auditkeep.server.schemas import get_schema, put_schema
 from auditkeep.server.search import context, search, search_events
@@ -79,6 +87,15 @@ def create_app(n: Node) -> Starlette:
         Route("/v1/saved-searches/{name}", get_saved, methods=["GET"]),
         Route("/v1/saved-searches/{name}", put_saved, methods=["PUT"]),
         Route("/v1/saved-searches/{name}", delete_saved, methods=["DELETE"]),
+        Route("/v1/alerts", list_alerts, methods=["GET"]),
+        Route("/v1/alerts/{id}", get_alert, methods=["GET"]),
+        Route("/v1/alerts/{id}/ack", ack_alert, methods=["POST"]),
+        Route("/v1/deliveries", list_deliveries, methods=["GET"]),
+        Route("/v1/deliveries/{id}/retry", retry_delivery, methods=["POST"]),
+        Route("/v1/rules", list_rules, methods=["GET"]),
+        Route("/v1/rules/{file}", get_rule_file, methods=["GET"]),
+        Route("/v1/rules/{file}", put_rule_file, methods=["PUT"]),
+        Route("/v1/rules/{file}", delete_rule_file, methods=["DELETE"]),
         Route("/v1/logs/{tenant}/checkpoint", get_checkpoint, methods=["GET"]),
         Route("/v1/logs/{tenant}/proof/inclusion", get_inclusion, methods=["GET"]),
         Route("/v1/logs/{tenant}/proof/consistency", get_consistency, methods=["GET"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from auditkeep import __version__
+from auditkeep.server.openapi_detect import DETECT_PATHS
 from auditkeep.server.openapi_parts import _B64, _ERRORS, _PROBLEM, _TENANT, _json, _q
 from auditkeep.server.openapi_query import QUERY_PATHS
 
@@ -215,5 +216,6 @@ OPENAPI: dict[str, Any] = {
         "/metrics": {"get": {"security": [], "summary": "Prometheus metrics",
                              "responses": {"200": {"description": "text exposition"}}}},
         **QUERY_PATHS,
+        **DETECT_PATHS,
     },
 }

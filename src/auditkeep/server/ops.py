@@ -50,6 +50,19 @@ class NodeCollector(Collector):
         for status, count in sorted(self._node.rejections.items()):
             rejected.add_metric([str(status)], count)
         yield rejected
+        detection = self._node.options.get("detection")
+        if detection is not None:
+            lag = GaugeMetricFamily("auditkeep_detect_lag_events",
+                                    "Committed entries the detection engine has not read",
+                                    labels=["log"])
+            for name, v in detection.engine.lag().items():
+                lag.add_metric([name], v)
+            yield lag
+            yield CounterMetricFamily("auditkeep_detect_evaluated_events",
+                                      "Events the detection engine evaluated",
+                                      value=detection.engine.evaluated)
+            yield CounterMetricFamily("auditkeep_alerts_created", "Alerts created",
+                                      value=detection.engine.alerts_created)
         workers = self._node.options.get("ingest_workers")
         if workers is not None:
             yield CounterMetricFamily("auditkeep_ingest_worker_restarts",
@@ -73,6 +86,9 @@ class NodeCollector(Collector):
 def registry_for(n: Node) -> CollectorRegistry:
     reg = CollectorRegistry()
     reg.register(NodeCollector(n))
+    detection = n.options.get("detection")
+    if detection is not None:
+        reg.register(detection.latency)
     return reg
 
 
@@ -113,7 +129,19 @@ async def status(request: Request) -> Response:
         "pipeline": {"dropped": dict(p.dropped),
                      "schema_violations": dict(p.schemas.violations)},
         "ingest": _ingest_status(n),
+        "detection": _detection_status(n),
     })
+
+
+def _detection_status(n: Node) -> dict[str, object] | None:
+    d = n.options.get("detection")
+    if d is None:
+        return None
+    return {"rules": len(d.rules.ruleset.active), "rules_dir": str(d.rules.directory),
+            "rules_error": d.rules.error, "generation": d.rules.generation,
+            "lag": d.engine.lag(), "evaluated": d.engine.evaluated,
+            "alerts_created": d.engine.alerts_created, "last_error": d.engine.last_error,
+            "recorder_error": d.recorder.last_error}
 
 
 def _ingest_status(n: Node) -> dict[str, object]:
