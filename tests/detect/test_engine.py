@@ -229,3 +229,44 @@ def test_a_bad_change_keeps_the_running_rules(tmp_path: Path) -> None:
     assert "bad.yml" in (source.error or "") and len(source.ruleset.rules) == 2
     (d / "bad.yml").unlink()
     assert source.refresh(force=True) and source.error is None
+
+
+SIGMA_CORRELATION = """
+title: deny
+id: 00000000-0000-4000-8000-0000000000a1
+name: deny
+logsource: {product: auditkeep}
+detection:
+  sel: {outcome: denied}
+  condition: sel
+---
+title: grant
+id: 00000000-0000-4000-8000-0000000000a2
+name: grant
+logsource: {product: auditkeep}
+detection:
+  sel: {action: iam.role.grant}
+  condition: sel
+---
+title: denied then granted
+id: 00000000-0000-4000-8000-0000000000a3
+correlation:
+  type: temporal_ordered
+  rules: [deny, grant]
+  group-by: [actor.id]
+  timespan: 1h
+level: critical
+"""
+
+
+def test_a_sigma_correlation_window_survives_a_restart(node: Node, tmp_path: Path) -> None:
+    d = rules_dir(tmp_path, SIGMA_CORRELATION)
+    emit(node, [{**ev("iam.role.grant", "eve")}])  # grant before deny: not in order
+    emit(node, [{**ev("orders.read", "eve"), "outcome": "denied"}])
+    engine(node, d)
+    assert alerts(node) == []
+    emit(node, [ev("iam.role.grant", "eve"), ev("iam.role.grant", "bob")])
+    engine(node, d)  # a new engine: the chain "deny seen" came from the store
+    (a,) = alerts(node)
+    assert a.title == "denied then granted" and a.level == "critical" and a.origin == "sigma"
+    assert a.group == {"actor.id": "eve"} and [x["seq"] for x in a.events] == [1, 2]
