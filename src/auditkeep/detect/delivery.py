@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from auditkeep.detect.alerting import AlertingConfig, RetryPolicy, SinkConfig, to_epoch
+from auditkeep.detect.alerting import AlertingConfig, RetryPolicy, SinkConfig
 from auditkeep.detect.alerts import Alert
 from auditkeep.detect.sinks import DeliveryError, Sink, build_sink
 from auditkeep.errors import AuditkeepError
@@ -136,7 +136,6 @@ class Dispatcher:
 
     def _attempt(self, d: DeliveryRecord, config: AlertingConfig, now: float) -> None:
         stamp = iso(now)
-        d.attempts += 1
         d.updated = stamp
         sink = self._sink(d.sink, config)
         rec = self._store.get_alert(d.tenant, d.alert_id)
@@ -144,10 +143,10 @@ class Dispatcher:
             d.status, d.next_attempt = "dead", stamp
             d.last_error = (f"sink {d.sink!r} is no longer configured" if sink is None
                             else f"alert {d.alert_id} no longer exists")
-            d.attempts -= 1  # nothing was sent
             self._store.update_delivery(d)
             self.failed += 1
             return
+        d.attempts += 1
         try:
             sink.send(Alert.of(rec), delivery_id=d.id)
         except DeliveryError as exc:
@@ -205,4 +204,4 @@ class Dispatcher:
         return d
 
 
-__all__ = ["Dispatcher", "backoff", "delivery_id", "plan_deliveries", "to_epoch"]
+__all__ = ["Dispatcher", "backoff", "delivery_id", "iso", "plan_deliveries"]
