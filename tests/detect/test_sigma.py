@@ -119,6 +119,15 @@ def test_refusals_name_the_reason() -> None:
         one("  keywords:\n    - evil\n  condition: keywords\n")
     with pytest.raises(RuleError, match="Sigma"):
         one("  sel:\n    a|nosuchmodifier: x\n  condition: sel\n")
+    with pytest.raises(RuleError, match="modifier 'TimestampHour'"):
+        one("  sel:\n    eventTime|hour: 3\n  condition: sel\n")
+
+
+def test_number_like_values_are_not_used_to_index_a_rule() -> None:
+    r = one("  sel:\n    errorCode: '403'\n  condition: sel\n")
+    assert r.discriminator is None and r.matcher(ct({"errorCode": 403}))
+    r = one("  sel:\n    eventName: GetObject\n  condition: sel\n")
+    assert r.discriminator is not None
 
 
 def test_our_own_events_through_the_auditkeep_logsource() -> None:

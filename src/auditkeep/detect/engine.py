@@ -56,6 +56,7 @@ class Engine:
         self.evaluated = 0
         self.alerts_created = 0
         self._new = 0
+        self._none_open: set[tuple[str, str]] = set()
         self.last_error: str | None = None
 
     # running -----------------------------------------------------------------------
@@ -150,6 +151,7 @@ class Engine:
         except BaseException:
             self._evaluator = None  # what the store holds is the truth: reload it
             self._cursors = None
+            self._none_open.clear()
             raise
         self._cursors.update(advanced)
         self.alerts_created += self._new
@@ -189,9 +191,15 @@ class Engine:
             received = f.details.pop("_received", 0.0)
             key = dedup_key(f.rule.id, f.group)
             open_ = touched.get((f.tenant, key))
-            if open_ is None:
+            if open_ is None and cfg.group_window > 0 and (f.tenant, key) not in self._none_open:
                 rec = self._store.open_alert(f.tenant, key)
                 open_ = Alert.of(rec) if rec is not None else None
+                if open_ is None:
+                    # Only this engine opens alerts, so "none open" stays true until it
+                    # opens one (bounded: a burst of new groups must not grow it forever).
+                    if len(self._none_open) > 100_000:
+                        self._none_open.clear()
+                    self._none_open.add((f.tenant, key))
             if open_ is not None and open_.status == "open" and cfg.group_window > 0 and \
                     epoch(open_.created) > now - cfg.group_window:
                 open_.count += max(f.count, 1)
@@ -203,6 +211,7 @@ class Engine:
                 touched[(f.tenant, key)] = open_
                 continue
             alert = self._new_alert(f, key, stamp, now, received)
+            self._none_open.discard((f.tenant, key))
             self._new += 1
             touched[(f.tenant, key)] = alert
             deliveries.extend(plan_deliveries(alert, cfg, stamp))

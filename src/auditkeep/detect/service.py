@@ -92,18 +92,20 @@ class AlertRecorder:
                 self._wake.clear()
 
     def run_once(self) -> bool:
-        pending = self._store.unlogged_alerts(200)
-        for rec in pending:
-            alert = Alert.of(rec)
-            event = alert_event(alert)
-            pendings = prepare([event], tenant=alert.tenant, submitter=ENGINE_ACTOR,
-                               may_set_tenant=True)
-            result = self._logs.append(alert.tenant, pendings).result(timeout=60)
-            self._store.set_alert_logged(alert.id, result.receipts[0].seq)
-            self.recorded += 1
-            latency = alert.details.get("latency_s")
-            if self._latency is not None and isinstance(latency, int | float):
-                self._latency.observe(latency)
+        pending = [Alert.of(rec) for rec in self._store.unlogged_alerts(500)]
+        by_tenant: dict[str, list[Alert]] = {}
+        for alert in pending:
+            by_tenant.setdefault(alert.tenant, []).append(alert)
+        for tenant, alerts in by_tenant.items():  # one append (one commit) a tenant
+            pendings = prepare([alert_event(a) for a in alerts], tenant=tenant,
+                               submitter=ENGINE_ACTOR, may_set_tenant=True)
+            result = self._logs.append(tenant, pendings).result(timeout=60)
+            for alert, receipt in zip(alerts, result.receipts, strict=True):
+                self._store.set_alert_logged(alert.id, receipt.seq)
+                self.recorded += 1
+                latency = alert.details.get("latency_s")
+                if self._latency is not None and isinstance(latency, int | float):
+                    self._latency.observe(latency)
         return bool(pending)
 
 

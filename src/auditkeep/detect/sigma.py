@@ -70,13 +70,15 @@ def load_sigma(text: str, file: str) -> list[Rule]:
         collection.resolve_rule_references()
     except SigmaError as exc:
         raise RuleError(file, f"Sigma: {exc}") from None
+    found_errors = list(getattr(collection, "errors", []) or [])
+    for item in collection.rules:
+        found_errors += list(getattr(item, "errors", []) or [])
+    if found_errors:  # every problem pySigma found, not just the first
+        raise RuleError(file, "Sigma: " + "; ".join(str(e) for e in found_errors))
     base: dict[str, Rule] = {}
     out: list[Rule] = []
     correlations = []
     for item in collection.rules:
-        errors = getattr(item, "errors", [])
-        if errors:
-            raise RuleError(file, f"Sigma: {errors[0]}")
         if isinstance(item, SigmaCorrelationRule):
             correlations.append(item)
             continue
@@ -111,6 +113,7 @@ def _rule(item: SigmaRule, file: str) -> Rule:
         raise RuleError(where, f"logsource product={ls.product} service={ls.service} is "
                                "not one auditkeep receives (kubernetes/audit, "
                                "aws/cloudtrail, auditkeep)")
+    _check_modifiers(item, where)
     PIPELINE.apply(item)
     fmt = RAW_FORMATS.get(key)  # type: ignore[arg-type]
     try:
@@ -162,6 +165,8 @@ def _correlation(corr: SigmaCorrelationRule, base: dict[str, Rule], file: str) -
             raise RuleError(where, "extended (and/or) correlation conditions are not supported")
         op = c.op.name.lower() if hasattr(c.op, "name") else str(c.op)
         op = {"gt": "gt", "gte": "gte", "lt": "lt", "lte": "lte", "eq": "eq"}.get(op, op)
+        if op not in ("gt", "gte", "eq", "lt", "lte"):
+            raise RuleError(where, f"correlation condition {op!r} is not supported")
         if op in ("lt", "lte"):
             raise RuleError(where, "a count below a threshold is only known when the window "
                                    "ends: not supported (use a native silence rule)")
@@ -178,6 +183,31 @@ def _correlation(corr: SigmaCorrelationRule, base: dict[str, Rule], file: str) -
     return Rule(kind=kind, matcher=matcher, group_by=group,  # type: ignore[arg-type]
                 window=float(corr.timespan.seconds), condition=cond, value_field=value_field,
                 members=tuple(members), **_common(corr, file))
+
+
+#: Value modifiers the evaluator implements (pySigma folds contains/startswith/endswith
+#: and base64 into the value; the others are tested here). Any other is refused.
+SUPPORTED_MODIFIERS = frozenset({
+    "SigmaAllModifier", "SigmaBase64Modifier", "SigmaCIDRModifier",
+    "SigmaCaseSensitiveModifier", "SigmaContainsModifier", "SigmaEndswithModifier",
+    "SigmaStartswithModifier", "SigmaExistsModifier", "SigmaFieldReferenceModifier",
+    "SigmaGreaterThanModifier", "SigmaGreaterThanEqualModifier", "SigmaLessThanModifier",
+    "SigmaLessThanEqualModifier", "SigmaRegularExpressionModifier",
+    "SigmaRegularExpressionIgnoreCaseFlagModifier",
+    "SigmaRegularExpressionMultilineFlagModifier",
+    "SigmaRegularExpressionDotAllFlagModifier"})
+
+
+def _check_modifiers(item: SigmaRule, where: str) -> None:
+    def walk(node: Any) -> None:
+        for d in getattr(node, "detection_items", ()) or ():
+            walk(d)
+        for m in getattr(node, "modifiers", ()) or ():
+            if m.__name__ not in SUPPORTED_MODIFIERS:
+                name = m.__name__.removeprefix("Sigma").removesuffix("Modifier")
+                raise RuleError(where, f"value modifier {name!r} is not supported")
+    for detection in item.detection.detections.values():
+        walk(detection)
 
 
 # conditions ----------------------------------------------------------------------
@@ -305,8 +335,12 @@ def _discriminator(n: Any) -> Discriminator | None:
                     isinstance(arm.value, SigmaCasedString):
                 path = None
                 break
+            plain = arm.value.to_plain()
+            if plain.casefold() in ("true", "false") or _number(plain) is not None:
+                path = None  # the event may hold it as a number or boolean: not indexable
+                break
             path = arm.field
-            values.add(arm.value.to_plain().casefold())
+            values.add(plain.casefold())
         if path is not None and values:
             return Discriminator(path, frozenset(values), casefold=True)
     return None
