@@ -13,7 +13,8 @@ from starlette.staticfiles import StaticFiles
 STATIC_DIR = Path(__file__).resolve().parent.parent / "ui" / "static"
 
 #: Paths the browser-side router draws; each is answered with index.html.
-PAGES = ("/", "/signin", "/search", "/events/{id}", "/dashboards", "/dashboards/{name}")
+PAGES = ("/", "/signin", "/search", "/events/{id}", "/dashboards", "/dashboards/{name}",
+         "/alerts", "/alerts/{id}")
 
 #: No inline script or style, nothing from another origin, no framing. The UI's own
 #: modules are the only code that runs, and the API is the only thing they talk to.

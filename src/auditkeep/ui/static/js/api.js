@@ -62,6 +62,7 @@ export function pollSession() {
 }
 
 export const get = (path, params, opts = {}) => request('GET', path, { params, ...opts });
+export const post = (path, body, opts = {}) => request('POST', path, { body, ...opts });
 export const put = (path, body, opts = {}) => request('PUT', path, { body, ...opts });
 export const del = (path, opts = {}) => request('DELETE', path, opts);
 export const enc = encodeURIComponent;

@@ -8,11 +8,15 @@ import * as signin from './pages/signin.js';
 import * as search from './pages/search.js';
 import * as event from './pages/event.js';
 import * as dashboards from './pages/dashboards.js';
+import * as alerts from './pages/alerts.js';
+import * as alertPage from './pages/alert.js';
 
 const ROUTES = [
   [/^\/search$/, search.render],
   [/^\/events\/([^/]+)$/, event.render],
   [/^\/dashboards\/([a-z0-9-]+)$/, dashboards.render],
+  [/^\/alerts$/, alerts.render],
+  [/^\/alerts\/([^/]+)$/, alertPage.render],
 ];
 const REDIRECTS = { '/': '/search', '/signin': '/search', '/dashboards': '/dashboards/executive' };
 
@@ -35,7 +39,8 @@ function drawHeader(signedIn) {
   if (signedIn) {
     parts.push(h('nav', { 'aria-label': 'Main' },
       link('/search', 'Search', here === '/search' || here.startsWith('/events/')),
-      link('/dashboards/executive', 'Dashboards', here.startsWith('/dashboards'))));
+      link('/dashboards/executive', 'Dashboards', here.startsWith('/dashboards')),
+      link('/alerts', 'Alerts', here === '/alerts' || here.startsWith('/alerts/'))));
     const tenants = session.tenants();
     const spacer = h('span', { class: 'spacer' });
     parts.push(spacer);
