@@ -198,3 +198,20 @@ def test_a_restarted_server_neither_misses_nor_repeats(tmp_path: Path) -> None:
             assert len(c.get("/v1/alerts").json()["alerts"]) == 2
     finally:
         s.stop()
+
+
+def test_a_plain_start_installs_and_runs_the_shipped_rules(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data")
+    s = start_server(data, "--detection")
+    try:
+        with s.client() as c:
+            ids = {r["id"] for r in c.get("/v1/rules").json()["rules"]}
+            assert {"iam-policy-change", "audit-pipeline-quiet"} <= ids
+            assert (data.rules / "iam.yml").is_file()
+            emit(c, {"action": "orders.delete", "actor": {"id": "cleanup", "type": "service"},
+                     "outcome": "success", "resource": {"type": "order", "id": "1"}})
+            got = wait_for(lambda: c.get("/v1/alerts").json()["alerts"])
+            assert got[0]["rule"] == "service-account-deletes"
+            assert c.get("/v1/status").json()["detection"]["rules_error"] is None
+    finally:
+        s.stop()

@@ -18,10 +18,10 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from auditkeep.background import BackgroundLoop
 from auditkeep.detect.alerting import AlertingConfig, RetryPolicy, SinkConfig
 from auditkeep.detect.alerts import Alert
 from auditkeep.detect.sinks import DeliveryError, Sink, build_sink
-from auditkeep.errors import AuditkeepError
 from auditkeep.storage.base import Backend, DeliveryRecord
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def backoff(policy: RetryPolicy, attempts: int, jitter: float = 1.0) -> float:
     return delay * (0.5 + 0.5 * min(max(jitter, 0.0), 1.0))
 
 
-class Dispatcher:
+class Dispatcher(BackgroundLoop):
     """Sends due deliveries; one thread (`start`), woken by `notify` when the engine
     queues some. `config_provider` gives the current alerting configuration."""
 
@@ -70,55 +70,28 @@ class Dispatcher:
                  jitter: Callable[[], float] = random.random,
                  idle_wait: float = 1.0,
                  build: Callable[..., Sink] = build_sink) -> None:
+        super().__init__("alert-dispatcher", idle_wait)
         self._store = store
         self._config = config_provider
         self._clock = clock
         self._jitter = jitter
-        self._idle_wait = idle_wait
         self._build = build
         self._sinks: dict[str, tuple[SinkConfig, str | None, Sink]] = {}
         self._lock = threading.Lock()  # run_once and retry may come from two threads
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.sent = 0
         self.failed = 0
-        self.last_error: str | None = None
 
     # running -----------------------------------------------------------------------
 
-    def notify(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="alert-dispatcher",
-                                        daemon=True)
-        self._thread.start()
+    def step(self) -> bool:
+        return self.run_once() > 0
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(30)
-            self._thread = None
+        super().stop()
         with self._lock:
             for _, _, sink in self._sinks.values():
                 sink.close()
             self._sinks.clear()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.run_once() > 0
-                self.last_error = None
-            except AuditkeepError as exc:
-                self.last_error = str(exc)
-                log.exception("delivering alerts failed")
-                busy = False
-            if not busy:
-                self._wake.wait(self._idle_wait)
-                self._wake.clear()
 
     # one pass -------------------------------------------------------------------------
 

@@ -14,19 +14,19 @@ evaluates the history once. The engine's own alert records are skipped.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
 import orjson
 
+from auditkeep.background import BackgroundLoop
 from auditkeep.detect.alerting import AlertingConfig, parse_alerting
 from auditkeep.detect.alerts import ALERT_ACTION, Alert, alert_id, dedup_key
 from auditkeep.detect.delivery import plan_deliveries
 from auditkeep.detect.evaluator import Evaluator, Fired, epoch, iso
 from auditkeep.detect.ruleset import RuleSource
 from auditkeep.detect.view import EventView
-from auditkeep.errors import AuditkeepError, ConfigError
+from auditkeep.errors import ConfigError
 from auditkeep.log.service import ACCESS_SUFFIX, tenant_of
 from auditkeep.storage.base import Backend, DeliveryRecord, DetectCommit
 
@@ -36,18 +36,15 @@ BATCH = 5_000  # events per log per pass
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
-class Engine:
+class Engine(BackgroundLoop):
     def __init__(self, store: Backend, rules: RuleSource, *,
                  clock: Callable[[], float] = time.time, batch: int = BATCH,
                  idle_wait: float = 0.25) -> None:
+        super().__init__("detect", idle_wait)
         self._store = store
         self._rules = rules
         self._clock = clock
         self._batch = batch
-        self._idle_wait = idle_wait
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[], None]] = []
         self._generation = -1
         self._evaluator: Evaluator | None = None
@@ -57,38 +54,14 @@ class Engine:
         self.alerts_created = 0
         self._new = 0
         self._none_open: set[tuple[str, str]] = set()
-        self.last_error: str | None = None
 
     # running -----------------------------------------------------------------------
 
     def on_alerts(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
 
-    def notify(self, _log: str = "", _size: int = 0) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="detect", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.run_once()
-                self.last_error = None
-            except AuditkeepError as exc:
-                self.last_error = str(exc)
-                log.exception("detection pass failed")
-                busy = False
-            if not busy:
-                self._wake.wait(self._idle_wait)
-                self._wake.clear()
+    def step(self) -> bool:
+        return self.run_once()
 
     def lag(self) -> dict[str, int]:
         cursors = self._cursors if self._cursors is not None else self._store.detect_cursors()

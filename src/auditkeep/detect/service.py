@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import Histogram
 
+from auditkeep.background import BackgroundLoop
 from auditkeep.detect.alerting import AlertingConfig, parse_alerting
 from auditkeep.detect.alerts import ALERT_ACTION, Alert
 from auditkeep.detect.delivery import Dispatcher
 from auditkeep.detect.engine import LATENCY_BUCKETS, Engine
 from auditkeep.detect.ruleset import RuleSource
-from auditkeep.errors import AuditkeepError
 from auditkeep.log.service import LogService
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.schema import Actor, Event, Resource
@@ -52,44 +51,17 @@ def install_default_rules(directory: Path) -> bool:
     return True
 
 
-class AlertRecorder:
+class AlertRecorder(BackgroundLoop):
     def __init__(self, store: Backend, logs: LogService, latency: Histogram | None,
                  *, idle_wait: float = 0.5) -> None:
+        super().__init__("alert-recorder", idle_wait)
         self._store = store
         self._logs = logs
         self._latency = latency
-        self._idle_wait = idle_wait
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.recorded = 0
-        self.last_error: str | None = None
 
-    def notify(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="alert-recorder", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.run_once()
-                self.last_error = None
-            except AuditkeepError as exc:
-                self.last_error = str(exc)
-                log.exception("recording alerts failed")
-                busy = False
-            if not busy:
-                self._wake.wait(self._idle_wait)
-                self._wake.clear()
+    def step(self) -> bool:
+        return self.run_once()
 
     def run_once(self) -> bool:
         pending = [Alert.of(rec) for rec in self._store.unlogged_alerts(500)]
