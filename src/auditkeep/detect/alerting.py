@@ -37,6 +37,7 @@ import yaml
 
 from auditkeep.detect.alerts import Alert
 from auditkeep.detect.rules import LEVELS
+from auditkeep.detect.rules import duration_text as parse_duration
 from auditkeep.errors import ConfigError, FieldProblem
 
 # The checker and its messages are the server configuration's, so both files read alike.
@@ -48,17 +49,9 @@ DEFAULT_SEVERITY: Mapping[str, str] = {"critical": "critical", "high": "error",
                                        "medium": "warning", "low": "info",
                                        "informational": "info"}
 DEFAULT_GROUP_WINDOW = 600.0
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-
-
-def parse_duration(text: str) -> float | None:
-    """`30s`, `10m`, `2h`, `1d`, `0.5s`, `250ms` as seconds; None if it is not one."""
-    m = _DURATION.match(text.strip())
-    return float(m.group(1)) * _UNITS[m.group(2)] if m else None
 
 
 def to_epoch(when: str | float | datetime) -> float:

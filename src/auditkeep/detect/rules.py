@@ -11,6 +11,7 @@ matching events stop (`silence`), or when a producer's own sequence numbers skip
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -95,19 +96,21 @@ class RuleError(Exception):
         self.reason = reason
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration_text(text: str) -> float | None:
+    """`30s`, `10m`, `2h`, `1d`, `0.5s`, `250ms` as seconds (0 allowed); None if not one."""
+    m = _DURATION.match(text.strip())
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else None
 
 
 def parse_duration(text: object) -> float | None:
-    """`30s`, `10m`, `2h`, `1d` (or a number of seconds) -> seconds; None if not one."""
+    """A rule's window or period: a duration text or a number of seconds, above 0."""
     if isinstance(text, bool):
         return None
     if isinstance(text, int | float):
         return float(text) if text > 0 else None
-    if not isinstance(text, str) or len(text) < 2 or text[-1] not in _UNITS:
-        return None
-    try:
-        n = float(text[:-1])
-    except ValueError:
-        return None
-    return n * _UNITS[text[-1]] if n > 0 else None
+    seconds = duration_text(text) if isinstance(text, str) else None
+    return seconds if seconds else None
