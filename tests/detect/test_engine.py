@@ -183,6 +183,10 @@ def test_alert_records_go_to_the_log_once_with_their_links(node: Node, tmp_path:
     # the engine reads its own record and does not evaluate it
     e = engine(node, d)
     assert len(alerts(node)) == 1 and e.evaluated == 0
+    # a producer sending that action is not the engine: it is evaluated
+    emit(node, [ev(ALERT_ACTION)])
+    e.run_once()
+    assert e.evaluated == 1
 
 
 def test_a_quiet_source_fires_by_the_clock(node: Node, tmp_path: Path) -> None:

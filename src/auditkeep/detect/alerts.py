@@ -20,6 +20,7 @@ from auditkeep.storage.base import AlertRecord
 
 MAX_LINKS = 100  # event links kept per alert; `count` goes on counting past it
 ALERT_ACTION = "auditkeep.alert.fired"
+ENGINE_ACTOR = "auditkeep-detect"  # actor and submitter of alert records
 
 
 @dataclass(slots=True)

@@ -8,7 +8,8 @@ cursors, changed window state, alerts and queued deliveries durable in one
 pass is either wholly stored or not at all, so nothing is missed or fired twice.
 
 A new log is read from seq 0: a rules directory added to an existing data directory
-evaluates the history once. The engine's own alert records are skipped.
+evaluates the history once. The engine's own alert records are skipped (by action and
+submitter: a producer sending that action is evaluated like any other).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import orjson
 
 from auditkeep.background import BackgroundLoop
 from auditkeep.detect.alerting import AlertingConfig, parse_alerting
-from auditkeep.detect.alerts import ALERT_ACTION, Alert, alert_id, dedup_key
+from auditkeep.detect.alerts import ALERT_ACTION, ENGINE_ACTOR, Alert, alert_id, dedup_key
 from auditkeep.detect.delivery import plan_deliveries
 from auditkeep.detect.evaluator import Evaluator, Fired, epoch, iso
 from auditkeep.detect.ruleset import RuleSource
@@ -144,8 +145,8 @@ class Engine(BackgroundLoop):
                 if not start <= seq < end:
                     continue
                 rec = orjson.loads(entry)
-                if rec.get("action") == ALERT_ACTION:
-                    continue
+                if rec.get("action") == ALERT_ACTION and rec.get("submitter") == ENGINE_ACTOR:
+                    continue  # our own record (a producer cannot claim this submitter)
                 self.evaluated += 1
                 view = EventView(rec, log=name, seq=seq, raw=raws.get(seq))
                 for f in ev.feed(view, tenant):

@@ -22,7 +22,7 @@ from prometheus_client import Histogram
 
 from auditkeep.background import BackgroundLoop
 from auditkeep.detect.alerting import AlertingConfig, parse_alerting
-from auditkeep.detect.alerts import ALERT_ACTION, Alert
+from auditkeep.detect.alerts import ALERT_ACTION, ENGINE_ACTOR, Alert
 from auditkeep.detect.delivery import Dispatcher
 from auditkeep.detect.engine import LATENCY_BUCKETS, Engine
 from auditkeep.detect.ruleset import RuleSource
@@ -33,7 +33,6 @@ from auditkeep.storage.base import Backend
 
 log = logging.getLogger(__name__)
 
-ENGINE_ACTOR = "auditkeep-detect"
 _SEVERITY = {"informational": "info", "low": "notice", "medium": "warning",
              "high": "critical", "critical": "critical"}
 
