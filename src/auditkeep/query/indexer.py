@@ -11,13 +11,13 @@ import fcntl
 import logging
 import multiprocessing
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from auditkeep.background import BackgroundLoop
 from auditkeep.errors import AuditkeepError
 from auditkeep.query.index import SearchIndex
 from auditkeep.storage.base import Backend
@@ -60,47 +60,19 @@ class _Following:
         return False
 
 
-class Indexer(_Following):
+class Indexer(BackgroundLoop, _Following):
     def __init__(self, store: Backend, index: SearchIndex, *, idle_wait: float = 0.5) -> None:
+        super().__init__("indexer", idle_wait)
         self._store = store
         self._index = index
-        self._idle_wait = idle_wait
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.indexed = 0
-        self.last_error: str | None = None
         # The records the first pass parsed, by log: the second pass usually wants the
         # same ones next, and reading and parsing them again cost as much as indexing.
         self._parsed: dict[int, list[tuple[int, list[dict[str, Any]]]]] = {}
         self._field_rate = float(FIELD_BATCH / FIELD_SECONDS)  # events/s of the last bite
 
-    def notify(self, _log: str = "", _size: int = 0) -> None:
-        """Called after each commit, so new entries are indexed without waiting."""
-        self._wake.set()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="indexer", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.run_once()
-                self.last_error = None
-            except AuditkeepError as exc:
-                self.last_error = str(exc)
-                log.exception("indexer pass failed")
-                busy = False
-            if not busy:
-                self._wake.wait(self._idle_wait)
-                self._wake.clear()
+    def step(self) -> bool:
+        return self.run_once()
 
     def run_once(self) -> bool:
         """Index one batch of every log that is behind. True if anything was indexed.
