@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 
 from auditkeep.errors import AuditkeepError
 
 log = logging.getLogger(__name__)
 
 
-class BackgroundLoop:
+class BackgroundLoop(ABC):
     def __init__(self, name: str, idle_wait: float) -> None:
         self._name = name
         self._idle_wait = idle_wait
@@ -22,9 +23,9 @@ class BackgroundLoop:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
 
+    @abstractmethod
     def step(self) -> bool:
         """One pass; True if it did something (so the next starts at once)."""
-        raise NotImplementedError
 
     def notify(self, *_: object) -> None:
         self._wake.set()

@@ -5,10 +5,8 @@ payloads, and email to a real SMTP server."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
@@ -21,38 +19,10 @@ from auditkeep.detect.delivery import Dispatcher, backoff, iso, plan_deliveries
 from auditkeep.detect.sinks import verify_signature
 from auditkeep.storage.base import DetectCommit
 from auditkeep.storage.memory import MemoryBackend
+from tests.receivers import Receiver
 
 SECRET = "s3cret"
 T0 = 1_796_637_600.0  # 2026-12-07T10:00:00Z
-
-
-class Receiver:
-    """An HTTP receiver on 127.0.0.1: answers `statuses` in turn, then 204."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = statuses
-        self.posts: list[tuple[dict[str, str], bytes]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.posts.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                status = outer.statuses.pop(0) if outer.statuses else 204
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -4,10 +4,8 @@ receiver that fails its first attempts."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import pytest
 from auditkeep.datadir import DataDir
 from auditkeep.detect.sinks import verify_signature
 from tests.conftest import ServerProcess, start_server
+from tests.receivers import Receiver
 
 SECRET = "hook-secret"
 RULES = """
@@ -31,40 +30,9 @@ rules:
 """
 
 
-class Receiver:
-    """A webhook receiver on a loopback port: 503 for the first `fail` posts."""
-
-    def __init__(self, fail: int) -> None:
-        self.fail = fail
-        self.posts: list[tuple[dict[str, str], bytes]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.posts.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                status = 503 if len(outer.posts) <= outer.fail else 204
-                self.send_response(status)
-                if status == 503:
-                    self.send_header("Retry-After", "0")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver(fail=2)
+    r = Receiver([503, 503], retry_after="0")
     yield r
     r.close()
 
