@@ -150,7 +150,7 @@ class Engine(BackgroundLoop):
                 self.evaluated += 1
                 view = EventView(rec, log=name, seq=seq, raw=raws.get(seq))
                 for f in ev.feed(view, tenant):
-                    f.details.setdefault("_received", epoch(str(rec.get("received", ""))))
+                    f.received = epoch(str(rec.get("received", "")))
                     out.append(f)
         return out
 
@@ -162,7 +162,6 @@ class Engine(BackgroundLoop):
         touched: dict[tuple[str, str], Alert] = {}
         deliveries: list[DeliveryRecord] = []
         for f in fired:
-            received = f.details.pop("_received", 0.0)
             key = dedup_key(f.rule.id, f.group)
             open_ = touched.get((f.tenant, key))
             if open_ is None and cfg.group_window > 0 and (f.tenant, key) not in self._none_open:
@@ -184,7 +183,7 @@ class Engine(BackgroundLoop):
                     open_.last_time = iso(max(epoch(open_.last_time), f.links[-1][0]))
                 touched[(f.tenant, key)] = open_
                 continue
-            alert = self._new_alert(f, key, stamp, now, received)
+            alert = self._new_alert(f, key, stamp, now, f.received)
             self._none_open.discard((f.tenant, key))
             self._new += 1
             touched[(f.tenant, key)] = alert

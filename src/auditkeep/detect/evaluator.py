@@ -39,6 +39,7 @@ class Fired:
     count: int
     trigger: str  # what makes this firing unique (its last event, or the silence start)
     details: dict[str, Any] = field(default_factory=dict)
+    received: float = 0.0  # when the triggering event arrived (epoch s; 0: by the clock)
 
 
 def epoch(stamp: str) -> float:
