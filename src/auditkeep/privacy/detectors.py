@@ -307,6 +307,32 @@ def is_sensitive_key(key: str) -> bool:
     return SENSITIVE_KEY.fullmatch(key) is not None
 
 
+# What a string must contain for a detector to possibly match (lower-cased needles, any
+# of which; a digit), and the characters its matches can start with. They let a scan
+# skip the detectors that cannot fire and jump between candidate characters in C.
+_HINTS: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "private_key": ("-", ("private key",), False),
+    "jwt": ("e", ("eyj",), False),
+    "bearer": ("Bb", ("bearer",), False),
+    "basic_auth": ("A-Za-z", ("basic", "://"), False),
+    "aws_access_key": (
+        "A",
+        ("akia", "asia", "agpa", "aida", "aroa", "anpa", "anva", "aipa"),
+        False,
+    ),
+    "aws_secret_key": ("AaSs", ("secret",), False),
+    "secret_param": ("AaCcIiKkPpRrSsTt", ("=",), False),
+    "email": ("A-Za-z0-9", ("@",), False),
+    "iban": ("A-Z", (), True),
+    "card": ("2-6", (), True),
+    "ssn": ("0-9", ("-",), True),
+    "phone": ("0-9+(", (), True),
+    "ipv4": ("0-9", (".",), True),
+    "ipv6": ("0-9A-Fa-f:", (":",), False),
+}
+_DIGIT = re.compile("[0-9]")
+
+
 # --- scanning ---------------------------------------------------------------------------
 
 
@@ -320,9 +346,14 @@ class Scanner:
     A detector's own match is not shortened to pass its check (a card number followed
     by three more digits is one failed 19-digit candidate), which keeps the cost of a
     failure to one extra match per detector.
+
+    For speed the alternation is built per set of detectors a string can trigger (see
+    `_HINTS`; cached) as `[first chars](?<=(?=alternatives).)`: a leading character
+    class lets the regex engine skip non-candidate characters without leaving C.
+    Patterns are compiled with `re.ASCII`.
     """
 
-    __slots__ = ("_index", "_regex", "_slots", "names")
+    __slots__ = ("_cache", "_index", "_slots", "names")
 
     names: tuple[str, ...]
 
@@ -338,32 +369,65 @@ class Scanner:
         self.names = tuple(d.name for d in detectors)
         self._slots = [_Slot(d, i) for i, d in enumerate(detectors)]
         self._index = {slot.group: slot for slot in self._slots}
-        alternatives = "|".join(slot.alternative for slot in self._slots)
-        self._regex = re.compile(alternatives) if alternatives else None
+        self._cache: dict[int, re.Pattern[str] | None] = {}
 
     def find(self, text: str) -> list[Finding]:
         """The validated findings in `text`, non-overlapping and left to right."""
         findings: list[Finding] = []
-        regex = self._regex
+        regex = self._regex_for(text)
         if regex is None:
             return findings
         index = self._index
         pos = 0
         while (m := regex.search(text, pos)) is not None:
             slot = index[m.lastgroup or ""]
-            start, end = m.span(slot.value_group) if slot.value_group else m.span()
+            whole_start, whole_end = m.span(slot.group)
+            start, end = m.span(slot.value_group) if slot.value_group else (whole_start, whole_end)
             check = slot.detector.check
             if check is None or check(text[start:end]):
                 findings.append(Finding(slot.detector.name, start, end))
-                pos = m.end()
+                pos = whole_end
                 continue
-            retried = self._retry(text, m.start(), slot.position + 1)
+            retried = self._retry(text, whole_start, slot.position + 1)
             if retried is None:
-                pos = m.start() + 1
+                pos = whole_start + 1
             else:
                 findings.append(retried[0])
                 pos = retried[1]
         return findings
+
+    def _regex_for(self, text: str) -> re.Pattern[str] | None:
+        lowered = text.lower()
+        has_digit = _DIGIT.search(text) is not None
+        mask = 0
+        for slot in self._slots:
+            if slot.needs_digit and not has_digit:
+                continue
+            for needle in slot.needles:
+                if needle in lowered:
+                    break
+            else:
+                if slot.needles:
+                    continue
+            mask |= 1 << slot.position
+        try:
+            return self._cache[mask]
+        except KeyError:
+            pass
+        active = [slot for slot in self._slots if mask >> slot.position & 1]
+        regex = None
+        if active:
+            first = "".join(slot.first for slot in active)
+            # Every detector but private_key starts a word, so one shared guard keeps the
+            # engine out of the alternatives inside words and numbers.
+            anywhere = "|".join(s.alternative for s in active if s.detector.name == "private_key")
+            at_word = "|".join(s.alternative for s in active if s.detector.name != "private_key")
+            lookaheads = [f"(?={anywhere})"] if anywhere else []
+            if at_word:
+                lookaheads.append(f"(?<![A-Za-z0-9])(?={at_word})")
+            regex = re.compile(rf"[{first}](?<=(?:{'|'.join(lookaheads)})[\s\S])", re.ASCII)
+        self._cache[mask] = regex
+        return regex
 
     def _retry(self, text: str, at: int, first: int) -> tuple[Finding, int] | None:
         """The first detector from position `first` on whose match at `at` passes its
@@ -383,13 +447,17 @@ class _Slot:
     """A detector's place in a scanner's alternation: group `d<position>`, its value
     group renamed `d<position>v` (group names must be unique across alternatives)."""
 
-    __slots__ = ("alternative", "detector", "group", "position", "regex", "value_group")
+    __slots__ = (
+        "alternative", "detector", "first", "group", "needles", "needs_digit", "position",
+        "regex", "value_group",
+    )  # fmt: skip
 
     def __init__(self, detector: Detector, position: int) -> None:
         self.detector = detector
         self.position = position
         self.group = f"d{position}"
-        self.regex = re.compile(detector.pattern)
+        self.regex = re.compile(detector.pattern, re.ASCII)
         self.value_group = f"{self.group}v" if "v" in self.regex.groupindex else None
         renamed = detector.pattern.replace("(?P<v>", f"(?P<{self.group}v>")
         self.alternative = f"(?P<{self.group}>{renamed})"
+        self.first, self.needles, self.needs_digit = _HINTS[detector.name]
