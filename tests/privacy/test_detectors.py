@@ -553,3 +553,10 @@ TRICKY = st.lists(
 @given(st.one_of(TRICKY, st.text(max_size=60)))
 def test_scanner_agrees_with_detector_by_detector_reference(text: str) -> None:
     assert ALL.find(text) == reference_find(text)
+
+
+def test_public_names_are_exported() -> None:
+    # The order of __all__ is ruff's (RUF022: constants, classes, then functions).
+    import auditkeep.privacy.detectors as module
+
+    assert all(hasattr(module, name) for name in module.__all__)
