@@ -122,14 +122,15 @@ class CpuSplit:
         return (sum(map(_cpu, self.others)) - self.start["indexer"]) / n * 1e6
 
 
-def http(bodies: list[bytes], n: int, clients: int = 8, workers: int | None = None
-         ) -> tuple[float, int, str]:
-    """Events/s, how many ingest workers the server ran, and where the CPU went."""
+def http(bodies: list[bytes], n: int, clients: int = 8, workers: int | None = None,
+         serve_args: tuple[str, ...] = ()) -> tuple[float, int, str]:
+    """Events/s, how many ingest workers the server ran, and where the CPU went.
+    `serve_args`: more `auditkeep serve` options (e.g. `--config FILE`)."""
     from tests.conftest import start_server
 
     d = DataDir(scratch("http") / "data")
     extra = () if workers is None else ("--ingest-workers", str(workers))
-    srv = start_server(d, *extra)
+    srv = start_server(d, *extra, *serve_args)
     try:
         with srv.client() as c:
             pids = c.get("/v1/status").json().get("ingest", {}).get("worker_pids", [])

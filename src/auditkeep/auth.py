@@ -2,7 +2,8 @@
 
 Scopes: `ingest` (send events), `read` (search and read records), `audit` (read records
 and proofs, for auditors), `personal` (see personal values instead of commitments),
-`admin` (everything, every tenant).
+`privacy` (erase a data subject and export a subject's events, personal values
+included), `admin` (everything, every tenant).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from auditkeep.errors import AuthError, ForbiddenError, ValidationError
 from auditkeep.storage.base import Backend, TokenRecord
 
-SCOPES = ("admin", "audit", "ingest", "personal", "read")
+SCOPES = ("admin", "audit", "ingest", "personal", "privacy", "read")
 TOKEN_PREFIX = "ak_"  # noqa: S105 -- a prefix, not a secret
 
 

@@ -103,6 +103,9 @@ class Node:
         detection = self.options.get("detection")
         if detection is not None:
             detection.start()
+        scan = self.options.get("pii_scan")
+        if scan is not None:
+            scan.start()
         if self.compactor is None:
             self.compactor = CheckpointCompactor(
                 lambda stopping: self.logs.compact_checkpoints(stopping=stopping), compact_every)
@@ -111,6 +114,9 @@ class Node:
     def close(self) -> None:
         if self.compactor is not None:
             self.compactor.stop()
+        scan = self.options.get("pii_scan")
+        if scan is not None:
+            scan.stop()
         detection = self.options.get("detection")
         if detection is not None:  # before the logs: it appends alert records
             detection.stop()

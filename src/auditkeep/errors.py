@@ -114,6 +114,14 @@ class NotFoundError(AuditkeepError):
     slug = "not-found"
 
 
+class GoneError(NotFoundError):
+    """It was there and was deleted on purpose (an erased raw object)."""
+
+    status = 410
+    title = "Gone"
+    slug = "gone"
+
+
 class ConflictError(AuditkeepError):
     status = 409
     title = "Conflict"
@@ -176,6 +184,7 @@ __all__ = [
     "EventError",
     "FieldProblem",
     "ForbiddenError",
+    "GoneError",
     "NotFoundError",
     "NoteError",
     "PayloadTooLarge",

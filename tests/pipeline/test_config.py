@@ -25,6 +25,7 @@ from auditkeep.pipeline.config import (
     render_path,
 )
 from auditkeep.pipeline.stages import Drop
+from auditkeep.privacy.detectors import DETECTORS
 
 DOCS = Path(__file__).parents[2] / "docs" / "pipeline.md"
 
@@ -154,7 +155,7 @@ pipeline:
   - normalise: {email: upper}
   - enrich: {static: {source.regon: eu}}
   - sample: {rate: 0.1, actions: ["k8s .list"]}
-  - redact: {}
+  - redact: {detectors: [tarot]}
 tenants:
   acme:
     pipeline:
@@ -188,8 +189,8 @@ tenants:
              "got 'source.regon'"),
             (14, "pipeline[2].sample.actions[0]",
              "expected an action pattern such as k8s.*.get, got 'k8s .list'"),
-            (15, "pipeline[3]", "unknown stage 'redact' (expected one of validate, normalise, "
-                                "enrich, sample)"),
+            (15, "pipeline[3].redact.detectors[0]",
+             f"unknown detector 'tarot' (expected one of {', '.join(DETECTORS)})"),
             (21, "tenants.acme.pipeline[2].sample.rate",
              "expected a number from 0 to 1, got 1.5"),
             (22, "tenants.acme.extends", "expected one of global, none, got 'parent'"),
@@ -260,7 +261,8 @@ class TestStageProblems:
         ("pipeline: validate", [(1, "pipeline", "expected a list of stages, got 'validate'")]),
         ("pipeline: [{validate: {}, normalise: {}}]",
          [(1, "pipeline[0]", "expected one stage as `- {name: {options}}` or `- name` (one of "
-                             "validate, normalise, enrich, sample), got a mapping with 2 keys")]),
+                             "validate, normalise, enrich, sample, redact), got a mapping "
+                             "with 2 keys")]),
         ("pipeline: [{validate: {strict: true}}]",
          [(1, "pipeline[0].validate.strict", "unknown key (expected one of )")]),
         ("pipeline: [{normalise: [text]}]",
@@ -292,7 +294,7 @@ class TestStageProblems:
                                            "metric label), got 'Too Many'")]),
         ("pipeline: [{3: {}}]",
          [(1, "pipeline[0]", "unknown stage 3 (expected one of validate, normalise, enrich, "
-                             "sample)")]),
+                             "sample, redact)")]),
     ])
     def test_stage_options_are_checked(self, text: str,
                                        expected: list[tuple[int, str, str]]) -> None:

@@ -16,6 +16,7 @@ from auditkeep.storage.base import (
     Commit,
     DeliveryRecord,
     DetectCommit,
+    Erasure,
     StoredCheckpoint,
     TokenRecord,
 )
@@ -441,3 +442,69 @@ class TestSQLiteDetection:
         finally:
             s.close()
 
+
+
+class TestPrivacy:
+    def _log(self, store: Backend) -> tuple[int, merkle.CompactTree]:
+        log = store.open_log("acme", "o/acme")
+        tree = merkle.CompactTree()
+        first = tree.size
+        entries = [f'{{"seq":{i}}}'.encode() for i in range(300)]  # two personal bundles
+        nodes: list[tuple[int, int, bytes]] = []
+        for e in entries:
+            nodes.extend(tree.append(merkle.leaf_hash(e)))
+        personal = {s: {"actor.email": ["aa", f"u{s % 3}@x.io"], "actor.ip": ["bb", "10.0.0.1"]}
+                    for s in range(0, 300, 10)}
+        store.append(Commit(
+            log.id, first, entries, [hashlib.sha256(e).digest() for e in entries],
+            list(range(300)), personal, nodes, tree.size, tree.root(), None,
+            {5: ("k8s.audit", b'{"user":"u1"}'), 7: ("k8s.audit", b'{"user":"u2"}')},
+            {s: (100 + s % 3, 7) for s in range(0, 300, 10)} | {5: (101,), 7: (102,)}))
+        return log.id, tree
+
+    def test_the_secret_is_made_once(self, store: Backend) -> None:
+        a = store.secret("pseudonym")
+        assert len(a) == 32
+        assert store.secret("pseudonym") == a
+        assert store.secret("other") != a
+
+    def test_subject_keys_find_their_seqs(self, store: Backend) -> None:
+        log_id, _ = self._log(store)
+        assert store.subject_seqs(log_id, [101]) == [5, *range(10, 300, 30)]
+        assert store.subject_seqs(log_id, [101, 101]) == store.subject_seqs(log_id, [101])
+        assert len(store.subject_seqs(log_id, [7])) == 30
+        assert store.subject_seqs(log_id, [999]) == []
+        assert store.subject_seqs(log_id + 50, [101]) == []
+
+    def test_erase_deletes_values_raws_and_index_rows_and_marks_seqs(
+            self, store: Backend) -> None:
+        log_id, tree = self._log(store)
+        seqs = store.subject_seqs(log_id, [101])
+        keep_ip = {s: {"actor.ip": ["bb", "10.0.0.1"]} for s in seqs if s % 10 == 0}
+        left: dict[int, dict[str, list[object]] | None] = {**keep_ip, 250: None}
+        store.erase(Erasure(log_id, left, [5], [101], seqs, record_seq=299))
+        held = store.read_personal(log_id, list(range(300)))
+        for s in seqs:
+            if s % 10 == 0 and s != 250:
+                assert held[s] == {"actor.ip": ["bb", "10.0.0.1"]}
+        assert 250 not in held
+        assert held[20]["actor.email"] == ["aa", "u2@x.io"]  # other subjects untouched
+        assert store.read_raw(log_id, 5) is None
+        assert store.read_raw(log_id, 7) == ("k8s.audit", b'{"user":"u2"}')
+        assert store.subject_seqs(log_id, [101]) == []
+        assert 10 in store.subject_seqs(log_id, [7])  # the event's other keys stay
+        assert store.erased_seqs(log_id) == dict.fromkeys(seqs, 299)
+        assert store.erased_seqs(log_id, 0, 11) == {5: 299, 10: 299}
+        # the log itself is untouched: entries, nodes, size and root
+        assert store.get_log("acme").size == 300  # type: ignore[union-attr]
+        assert store.get_log("acme").root == tree.root()  # type: ignore[union-attr]
+        assert [len(b.entries) for b in store.read_bundles(log_id, 0, 300)] == [256, 44]
+
+    def test_erase_is_idempotent(self, store: Backend) -> None:
+        log_id, _ = self._log(store)
+        seqs = store.subject_seqs(log_id, [102])
+        e = Erasure(log_id, dict.fromkeys(seqs), [7], [102], seqs, record_seq=299)
+        store.erase(e)
+        store.erase(e)
+        assert store.erased_seqs(log_id) == dict.fromkeys(seqs, 299)
+        assert all(s not in store.read_personal(log_id, seqs) for s in seqs)

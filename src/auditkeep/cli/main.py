@@ -57,6 +57,7 @@ def _register() -> None:
         import_cmd,
         investigate,
         journal_cmd,
+        privacy_cmd,
         rules_cmd,
         schemas_cmd,
         serve,
@@ -81,6 +82,9 @@ def _register() -> None:
     cli.add_command(schemas_cmd.schemas)
     cli.add_command(rules_cmd.rules)
     cli.add_command(alerts_cmd.alerts)
+    cli.add_command(privacy_cmd.erase)
+    cli.add_command(privacy_cmd.subjects)
+    cli.add_command(privacy_cmd.scan_pii)
 
 
 _register()

@@ -61,13 +61,17 @@ from auditkeep.server.workers import IngestWorkers
                    "env AUDITKEEP_RULES].")
 @click.option("--detection/--no-detection", default=True, show_default=True,
               help="Run the detection engine, alert records and delivery.")
+@click.option("--pii-scan-interval", default=3600.0, show_default=True, metavar="SECONDS",
+              envvar="AUDITKEEP_PII_SCAN_INTERVAL", type=click.FloatRange(min=0),
+              help="Scan newly stored records for PII and secrets this often (metric "
+                   "auditkeep_pii_findings; 0: off) [env AUDITKEEP_PII_SCAN_INTERVAL].")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(data: str | None, host: str, port: int, origin_prefix: str, queue_limit: int,
           indexer: str, ingest_workers: int | None, config_file: str | None, syslog_tcp: str | None,
           syslog_udp: str | None, syslog_tenant: str, syslog_tls_cert: str | None,
           syslog_tls_key: str | None, rules_dir: str | None, detection: bool,
-          log_level: str) -> None:
+          pii_scan_interval: float, log_level: str) -> None:
     """Start the HTTP server (creates the data directory on first start)."""
     # Ingest allocates many short-lived containers; CPython's default gen-0 threshold
     # (700) then spends ~40% of prepare time in the cyclic GC (measured in bench/). With
@@ -94,6 +98,10 @@ def serve(data: str | None, host: str, port: int, origin_prefix: str, queue_limi
     n.options["config"] = config
     if detection:
         _detection(n, Path(rules_dir) if rules_dir else d.rules)
+    if pii_scan_interval > 0:
+        from auditkeep.privacy.scan import PiiScanJob
+
+        n.options["pii_scan"] = PiiScanJob(n.store, interval=pii_scan_interval)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

@@ -51,8 +51,10 @@ def verify(data: str | None, only: tuple[str, ...], trusted: tuple[str, ...]) ->
                                 _journal(d.journal / f"{info.name}.checkpoints"))
             total += report.entries
             status = "ok" if report.ok else "TAMPERED"
+            erased = (f", {report.erased} erased by {report.erasures} erasure record"
+                      f"{'s' if report.erasures != 1 else ''}" if report.erased else "")
             click.echo(f"{info.name}: {report.entries} entries, {report.checkpoints} "
-                       f"checkpoints: {status}")
+                       f"checkpoints{erased}: {status}")
             for f in report.findings:
                 click.echo(f"  {f}")
             bad += len(report.findings)

@@ -14,6 +14,7 @@ from auditkeep.client.core import (
 from auditkeep.client.decorators import AuditAction, audit_action, audited
 from auditkeep.client.receipts import Receipt, ReceiptReport
 from auditkeep.errors import EventError, SpoolFull
+from auditkeep.privacy.policy import RedactionPolicy, RedactRule
 
 __all__ = [
     "AsyncAuditClient",
@@ -22,6 +23,8 @@ __all__ = [
     "EventError",
     "Receipt",
     "ReceiptReport",
+    "RedactRule",
+    "RedactionPolicy",
     "SpoolFull",
     "audit_action",
     "audited",

@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+import orjson
 
 from auditkeep.client.events import build_event, encode_event
 from auditkeep.client.receipts import ReceiptBook, ReceiptReport
 from auditkeep.client.sender import Sender, Spool, Stats
 from auditkeep.client.spool import DiskSpool, MemorySpool, adopt_orphans, open_spools
 from auditkeep.errors import SpoolFull
+from auditkeep.privacy.policy import RedactionPolicy
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ class AuditClient:
                  on_full: OnFull = "block", block_timeout: float = 5.0,
                  verifier_keys: Sequence[str] | None = None, tenant: str | None = None,
                  timeout: float = 10.0, fsync: bool = False,
-                 close_timeout: float = 5.0) -> None:
+                 close_timeout: float = 5.0, redaction: RedactionPolicy | None = None) -> None:
         if durability not in ("disk", "memory"):
             raise ValueError(f"durability must be 'disk' or 'memory', got {durability!r}")
         if on_full not in ("block", "drop"):
@@ -65,6 +67,7 @@ class AuditClient:
             raise ValueError(f"batch_size must be 1..10000, got {batch_size}")
         self.url = url.rstrip("/")
         self._token = token
+        self._redaction = redaction
         self.durability = durability
         self._root = Path(spool_dir) if spool_dir is not None else default_spool_dir(self.url)
         self._fsync = fsync
@@ -129,7 +132,10 @@ class AuditClient:
         return self.emit_event(build_event(action, actor, outcome, fields))
 
     def emit_event(self, event: dict[str, Any]) -> str:
-        """Record one complete schema v1 event (it should carry its own `id`)."""
+        """Record one complete schema v1 event (it should carry its own `id`). With a
+        `redaction` policy, a redacted copy is what is spooled and sent."""
+        if self._redaction is not None:
+            event = self._redaction.apply(orjson.loads(orjson.dumps(event)))
         payload = encode_event(event)
         if not self._room_for(len(payload), event.get("severity") == "critical"):
             return str(event.get("id", ""))

@@ -338,7 +338,8 @@ class Sequencer:
                     [p.dedup_key for p in new],
                     {seq: p.personal for seq, p in enumerate(new, first_seq) if p.personal},
                     prep.nodes, size, prep.root, latest if persist else None,
-                    {seq: p.raw for seq, p in enumerate(new, first_seq) if p.raw is not None}))
+                    {seq: p.raw for seq, p in enumerate(new, first_seq) if p.raw is not None},
+                    {seq: p.subjects for seq, p in enumerate(new, first_seq) if p.subjects}))
             except BaseException as exc:
                 err = exc if isinstance(exc, AuditkeepError) else StorageError(
                     f"commit to log {self.info.name} failed: {exc}")

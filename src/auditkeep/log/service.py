@@ -26,6 +26,7 @@ from auditkeep.log.keys import KeyRing
 from auditkeep.log.sequencer import AppendResult, Sequencer
 from auditkeep.pipeline.prepare import Pending
 from auditkeep.pipeline.schema import TENANT_PATTERN
+from auditkeep.privacy.paths import lookup
 from auditkeep.storage.base import Backend, Bundle, LogInfo, StoredCheckpoint
 
 log = logging.getLogger(__name__)
@@ -276,14 +277,16 @@ def _bad(param: str, detail: str, expected: str, actual: int) -> ValidationError
                                                           str(actual))])
 
 
-def reveal(record: dict[str, Any], values: dict[str, list[str]] | None) -> None:
-    """Put personal values back in place of their commitments (for allowed readers)."""
+def reveal(record: dict[str, Any], values: dict[str, list[Any]] | None) -> None:
+    """Put personal values back in place of their commitments (for allowed readers).
+    Keys are `actor.<field>` or, for fields a `commit` redaction named, JSON pointers."""
     if not values:
         return
     for path, (_salt, value) in values.items():
-        obj = record
-        *parents, last = path.split(".")
-        for p in parents:
-            obj = obj.get(p, {})
-        if isinstance(obj.get(last), dict) and "$c" in obj[last]:
+        place = lookup(record, path)
+        if place is None:
+            continue
+        obj, last = place
+        held = obj[last]
+        if isinstance(held, dict) and "$c" in held:
             obj[last] = value

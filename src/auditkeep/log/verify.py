@@ -34,7 +34,7 @@ _RAW_KEY = b'"raw":{"format":'  # canonical JSON: the raw object's keys come sor
 class Finding:
     """One thing wrong. `kind` is one of: modified, deleted, inserted, reordered, corrupt,
     tile-mismatch, size-mismatch, forged-checkpoint, forked-checkpoint,
-    checkpoint-mismatch, rolled-back, raw-modified, raw-missing."""
+    checkpoint-mismatch, rolled-back, raw-modified, raw-missing, erasure-unrecorded."""
 
     log: str
     kind: str
@@ -54,6 +54,8 @@ class LogReport:
     entries: int = 0
     checkpoints: int = 0
     findings: list[Finding] = field(default_factory=list)
+    erased: int = 0  # events whose personal values or raw object an erasure deleted
+    erasures: int = 0  # the erasure records that did it
 
     @property
     def ok(self) -> bool:
@@ -277,20 +279,52 @@ def verify_log(store: Backend, info: LogInfo, verifiers: Sequence[Verifier],
         report.findings.append(Finding(
             info.name, "inserted", f"{count} entries stored beyond the log's size {info.size}",
             seq=first))
-    _check_raws(store, info, report, with_raw)
+    erased = store.erased_seqs(info.id)
+    _check_raws(store, info, report, with_raw, erased)
+    _check_erasures(store, info, report, erased)
     _check_checkpoints(info, report, checkpoints, roots, verifiers, journal, bad_leaves)
     return report
 
 
+def _check_erasures(store: Backend, info: LogInfo, report: LogReport,
+                    erased: dict[int, int]) -> None:
+    """Every erased event names the erasure record that erased it, and that record is in
+    the log: data gone without a record would be a deletion, not an erasure."""
+    report.erased = len(erased)
+    records = sorted(set(erased.values()))
+    report.erasures = len(records)
+    for seq in records:
+        entry = _entry_at(store, info, seq)
+        if entry is None or _ERASURE_KEY not in entry:
+            report.findings.append(Finding(
+                info.name, "erasure-unrecorded", "personal data was erased, but the seq it "
+                "names holds no erasure record", seq=seq))
+
+
+_ERASURE_KEY = b'"action":"auditkeep.privacy.erasure"'
+
+
+def _entry_at(store: Backend, info: LogInfo, seq: int) -> bytes | None:
+    if not 0 <= seq < info.size:
+        return None
+    for b in store.read_bundles(info.id, seq, seq + 1):
+        if b.first_seq <= seq < b.first_seq + len(b.entries):
+            return b.entries[seq - b.first_seq]
+    return None
+
+
 def _check_raws(store: Backend, info: LogInfo, report: LogReport,
-                with_raw: list[tuple[int, bytes]]) -> None:
-    """A source's original object must still hash to the digest its entry carries."""
+                with_raw: list[tuple[int, bytes]], erased: dict[int, int]) -> None:
+    """A source's original object must still hash to the digest its entry carries,
+    unless an erasure (on the record) deleted it."""
     for pos, entry in with_raw:
         try:
             want = orjson.loads(entry)["raw"]["sha256"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
             continue  # a damaged entry is reported by its leaf hash already
         stored = store.read_raw(info.id, pos)
+        if stored is None and pos in erased:
+            continue
         if stored is None:
             report.findings.append(Finding(
                 info.name, "raw-missing", "the entry names a raw object that is not stored",

@@ -34,6 +34,17 @@ from auditkeep.pipeline.stages import (
     Validate,
 )
 from auditkeep.pipeline.validate import MAX_SAFE_INT
+from auditkeep.privacy.detectors import DEFAULT_DETECTORS, DETECTORS
+from auditkeep.privacy.paths import PathError, parse_pattern
+from auditkeep.privacy.policy import (
+    DETECT_ACTIONS,
+    FIELD_ACTIONS,
+    DetectAction,
+    FieldAction,
+    RedactionPolicy,
+    RedactRule,
+)
+from auditkeep.privacy.pseudonyms import tenant_key
 from auditkeep.sources.generic import NAME_PATTERN, FieldRule, GenericMapping, parse_map
 from auditkeep.sources.k8s import DEFAULT_STAGES as K8S_DEFAULT_STAGES
 
@@ -71,7 +82,7 @@ class ValidateConfig:
 
     kind: ClassVar[str] = "validate"
 
-    def build(self, ingest: Mapping[str, Any]) -> Stage:
+    def build(self, ingest: Mapping[str, Any], key: bytes) -> Stage:
         return Validate()
 
 
@@ -86,7 +97,7 @@ class NormaliseConfig:
     ip: bool = True
     action: ActionCase = "keep"
 
-    def build(self, ingest: Mapping[str, Any]) -> Stage:
+    def build(self, ingest: Mapping[str, Any], key: bytes) -> Stage:
         return Normalise(text=self.text, enums=self.enums, email=self.email, ip=self.ip,
                          action=self.action)
 
@@ -100,7 +111,7 @@ class EnrichConfig:
     user_agent: bool = False
     source_metadata: bool = False
 
-    def build(self, ingest: Mapping[str, Any]) -> Stage:
+    def build(self, ingest: Mapping[str, Any], key: bytes) -> Stage:
         return Enrich(static=self.static, user_agent=self.user_agent,
                       ingest=ingest if self.source_metadata else None)
 
@@ -114,11 +125,27 @@ class SampleConfig:
     actions: tuple[str, ...] = ()
     reason: str = "sampled"
 
-    def build(self, ingest: Mapping[str, Any]) -> Stage:
+    def build(self, ingest: Mapping[str, Any], key: bytes) -> Stage:
         return Sample(self.rate, actions=self.actions, reason=self.reason)
 
 
-StageConfig = ValidateConfig | NormaliseConfig | EnrichConfig | SampleConfig
+@dataclass(frozen=True, slots=True)
+class RedactConfig:
+    """`redact`: field rules, detectors and secret keys (privacy/policy.py)."""
+
+    kind: ClassVar[str] = "redact"
+    fields: tuple[RedactRule, ...] = ()
+    detectors: tuple[str, ...] = DEFAULT_DETECTORS
+    actions: Mapping[str, DetectAction] = field(default_factory=dict)
+    secret_keys: bool = True
+    raw: bool = True
+
+    def build(self, ingest: Mapping[str, Any], key: bytes) -> Stage:
+        return RedactionPolicy(self.fields, detectors=self.detectors, actions=self.actions,
+                               secret_keys=self.secret_keys, raw=self.raw, key=key)
+
+
+StageConfig = ValidateConfig | NormaliseConfig | EnrichConfig | SampleConfig | RedactConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,11 +240,14 @@ class ServerConfig:
             return self.pipeline
         return (*self.pipeline, *t.pipeline) if t.extends == "global" else t.pipeline
 
-    def pipeline_for(self, tenant: str, source: str = API_SOURCE) -> Pipeline:
+    def pipeline_for(self, tenant: str, source: str = API_SOURCE, *, secret: bytes = b""
+                     ) -> Pipeline:
         """A new pipeline for events of `tenant` that came in through `source` (`api`,
-        `k8s`, ..., `generic.NAME`); callers keep it, building loads rules."""
+        `k8s`, ..., `generic.NAME`); callers keep it, building loads rules. `secret`:
+        the store's pseudonym secret, which `redact`'s `hash` needs."""
         ingest = {"source": source, **self.sources.metadata_for(source)}
-        return Pipeline([s.build(ingest) for s in self.stages_for(tenant)])
+        key = tenant_key(secret, tenant) if secret else b""
+        return Pipeline([s.build(ingest, key) for s in self.stages_for(tenant)])
 
     def schema_violations_for(self, tenant: str) -> SchemaViolations:
         """What happens to an event that breaks its action's schema: reject or flag."""
@@ -606,8 +636,82 @@ def _sample(c: _Check, at: Parts, opts: Mapping[Any, Any]) -> StageConfig | None
     return SampleConfig(rate, tuple(actions), reason)
 
 
+FIELD_RULE_KEYS = ("path", "action", "keep_start", "keep_end")
+
+
+def _redact(c: _Check, at: Parts, opts: Mapping[Any, Any]) -> StageConfig | None:
+    c.keys(at, opts, ("fields", "detectors", "actions", "secret_keys", "raw"))
+    rules: list[RedactRule] = []
+    given = opts.get("fields")
+    if given is not None and not isinstance(given, list):
+        c.fail((*at, "fields"), f"expected a list of field rules, got {_show(given)}")
+        given = []
+    for j, item in enumerate(given or []):
+        here: Parts = (*at, "fields", j)
+        r = c.mapping(here, item, "a field rule {path, action}")
+        c.keys(here, r, FIELD_RULE_KEYS)
+        path = c.text((*here, "path"), r.get("path"), required=True)
+        action = c.choice((*here, "action"), r.get("action"), FIELD_ACTIONS, "")
+        if not r.get("action"):
+            c.fail((*here, "action"), f"required: one of {', '.join(FIELD_ACTIONS)}")
+        keep = [c.number((*here, k), r.get(k, 0), 0, 64) for k in ("keep_start", "keep_end")]
+        if path is None or not action:
+            continue
+        try:
+            parse_pattern(path)
+        except PathError as exc:
+            c.fail((*here, "path"), str(exc))
+            continue
+        if "keep_start" in r or "keep_end" in r:
+            if action != "mask":
+                c.fail(here, "keep_start and keep_end are options of `mask` only")
+            if any(k is not None and k != int(k) for k in keep):
+                c.fail(here, "keep_start and keep_end are whole numbers")
+        start, end = (int(k) if k is not None else 0 for k in keep)
+        if "keep_end" not in r:
+            end = 4  # a mask keeps the last four by default (a card's last four)
+        act: FieldAction = action  # type: ignore[assignment]  # checked by c.choice
+        rules.append(RedactRule(path, act, start, end) if act == "mask"
+                     else RedactRule(path, act))
+    detectors = _detector_names(c, (*at, "detectors"), opts.get("detectors"))
+    actions: dict[str, DetectAction] = {}
+    for name, act in c.mapping((*at, "actions"), opts.get("actions"),
+                               "a mapping of detector names to actions").items():
+        here = (*at, "actions", str(name))
+        if name not in DETECTORS:
+            c.fail(here, f"unknown detector {name!r} (expected one of {', '.join(DETECTORS)})")
+        elif act not in DETECT_ACTIONS:
+            c.fail(here, f"expected one of {', '.join(DETECT_ACTIONS)}, got {_show(act)}")
+        else:
+            actions[str(name)] = act
+    return RedactConfig(tuple(rules), detectors, actions,
+                        c.boolean((*at, "secret_keys"), opts.get("secret_keys"), True),
+                        c.boolean((*at, "raw"), opts.get("raw"), True))
+
+
+def _detector_names(c: _Check, at: Parts, value: Any) -> tuple[str, ...]:
+    if value is None or value == "default":
+        return DEFAULT_DETECTORS
+    if value == "all":
+        return tuple(DETECTORS)
+    if value == "none" or value == []:
+        return ()
+    if not isinstance(value, list):
+        c.fail(at, f"expected default, all, none or a list of detector names, got "
+                   f"{_show(value)}")
+        return DEFAULT_DETECTORS
+    out = []
+    for j, name in enumerate(value):
+        if name not in DETECTORS:
+            c.fail((*at, j), f"unknown detector {_show(name)} (expected one of "
+                             f"{', '.join(DETECTORS)})")
+        else:
+            out.append(str(name))
+    return tuple(dict.fromkeys(out))
+
+
 STAGES = {"validate": _validate, "normalise": _normalise, "enrich": _enrich,
-          "sample": _sample}
+          "sample": _sample, "redact": _redact}
 
 
 # -- sources -----------------------------------------------------------------------------

@@ -78,6 +78,14 @@ class Change(_Strict):
     after: Any = None
 
 
+class Redaction(_Strict):
+    """What a redaction rule did to one field (never the value it removed)."""
+
+    path: Annotated[str, msgspec.Meta(pattern=r"^(/[^/]*)+$", max_length=1024)]  # JSON pointer
+    rule: ShortText
+    action: Literal["drop", "mask", "hash", "commit", "redact"]
+
+
 class Event(_Strict):
     """One audit event as a producer sends it (schema v1)."""
 
@@ -98,6 +106,7 @@ class Event(_Strict):
     tenant: TenantName | None = None
     changes: Annotated[list[Change], msgspec.Meta(max_length=100)] | None = None
     metadata: dict[str, Any] | None = None
+    redactions: Annotated[list[Redaction], msgspec.Meta(max_length=256)] | None = None
 
 
 #: Fields the server adds; a producer may not send them.

@@ -14,6 +14,7 @@ from auditkeep.datadir import Node
 from auditkeep.errors import AuditkeepError
 from auditkeep.pipeline.config import ServerConfig, SourcesConfig
 from auditkeep.pipeline.schemas import ActionSchemas
+from auditkeep.privacy.pseudonyms import PSEUDONYM_SECRET
 from auditkeep.server import ops, problems
 from auditkeep.server.aggregate import aggregate
 from auditkeep.server.alerts import (
@@ -30,6 +31,7 @@ from auditkeep.server.ingest import post_events
 from auditkeep.server.openapi import OPENAPI
 from auditkeep.server.pipelines import Pipelines
 from auditkeep.server.polls import PollSessions
+from auditkeep.server.privacy import post_erasure, subject_events
 from auditkeep.server.proofs import get_checkpoint, get_consistency, get_inclusion, get_keys
 from auditkeep.server.reads import get_entry, get_event, get_event_raw
 from auditkeep.server.rules import delete_rule_file, get_rule_file, list_rules, put_rule_file
@@ -96,6 +98,8 @@ def create_app(n: Node) -> Starlette:
         Route("/v1/rules/{file}", get_rule_file, methods=["GET"]),
         Route("/v1/rules/{file}", put_rule_file, methods=["PUT"]),
         Route("/v1/rules/{file}", delete_rule_file, methods=["DELETE"]),
+        Route("/v1/erasure", post_erasure, methods=["POST"]),
+        Route("/v1/subjects/{subject}/events", subject_events, methods=["GET"]),
         Route("/v1/logs/{tenant}/checkpoint", get_checkpoint, methods=["GET"]),
         Route("/v1/logs/{tenant}/proof/inclusion", get_inclusion, methods=["GET"]),
         Route("/v1/logs/{tenant}/proof/consistency", get_consistency, methods=["GET"]),
@@ -134,6 +138,7 @@ def create_app(n: Node) -> Starlette:
     )
     app.state.node = n
     app.state.polls = polls
-    app.state.pipelines = n.options["pipelines"] = Pipelines(config, ActionSchemas(n.store))
+    app.state.pipelines = n.options["pipelines"] = Pipelines(
+        config, ActionSchemas(n.store), secret=n.store.secret(PSEUDONYM_SECRET))
     app.state.registry = ops.registry_for(n)
     return app

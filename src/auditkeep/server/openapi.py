@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from auditkeep import __version__
-from auditkeep.server.openapi_detect import DETECT_PATHS
+from auditkeep.server.openapi_detect import DETECT_PATHS, PRIVACY_PATHS
 from auditkeep.server.openapi_parts import _B64, _ERRORS, _PROBLEM, _TENANT, _json, _q
 from auditkeep.server.openapi_query import QUERY_PATHS
 
@@ -65,6 +65,13 @@ OPENAPI: dict[str, Any] = {
                                 "required": ["field"], "properties": {
                                     "field": {"type": "string"}, "before": {}, "after": {}}}},
                     "metadata": {"type": "object"},
+                    "redactions": {"type": "array", "maxItems": 256, "items": {
+                        "type": "object", "required": ["path", "rule", "action"],
+                        "properties": {
+                            "path": {"type": "string", "pattern": "^(/[^/]*)+$"},
+                            "rule": {"type": "string"},
+                            "action": {"enum": ["drop", "mask", "hash", "commit",
+                                                "redact"]}}}},
                 },
             },
             "Receipt": {"type": "object", "required": ["id", "seq", "leaf_hash"], "properties": {
@@ -217,5 +224,6 @@ OPENAPI: dict[str, Any] = {
                              "responses": {"200": {"description": "text exposition"}}}},
         **QUERY_PATHS,
         **DETECT_PATHS,
+        **PRIVACY_PATHS,
     },
 }

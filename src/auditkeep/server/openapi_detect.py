@@ -1,4 +1,5 @@
-"""OpenAPI paths of detection: alerts, deliveries, rules (docs/rules.md)."""
+"""OpenAPI paths of detection (alerts, deliveries, rules: docs/rules.md) and of privacy
+(erasure, subject access: docs/privacy.md)."""
 
 from __future__ import annotations
 
@@ -55,4 +56,24 @@ DETECT_PATHS: dict[str, Any] = {
                 "responses": {"200": {"description": "file, rules"}, **_ERRORS}},
         "delete": {"summary": "Remove a rule file (admin)", "parameters": [_FILE],
                    "responses": {"204": {"description": "removed"}, **_ERRORS}}},
+}
+
+PRIVACY_PATHS: dict[str, Any] = {
+    "/v1/erasure": {"post": {
+        "summary": "Erase a data subject's personal values and raw objects (privacy scope)",
+        "parameters": [_TENANT_Q],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["subject", "legal_basis"],
+            "additionalProperties": False, "properties": {
+                "subject": {"type": "string", "minLength": 1, "maxLength": 1024},
+                "legal_basis": {"type": "string", "minLength": 1, "maxLength": 1024}}}}}},
+        "responses": {"200": {"description": "tenant, subject (pseudonym), events, values, "
+                                             "raws, record_id, record_seq"}, **_ERRORS}}},
+    "/v1/subjects/{subject}/events": {"get": {
+        "summary": "Everything held about a data subject (privacy scope; access-logged)",
+        "parameters": [_path("subject"), _TENANT_Q,
+                       _q("limit", "1-1000 (default 100)", {"type": "integer"}),
+                       _q("after", "next_after of the previous page", {"type": "integer"})],
+        "responses": {"200": {"description": "tenant, subject, total, events, next_after"},
+                      **_ERRORS}}},
 }

@@ -80,7 +80,24 @@ class NodeCollector(Collector):
                                           labels=["tenant"])
             for tenant, count in sorted(pipes.schemas.violations.items()):
                 flagged.add_metric([tenant], count)
-            yield from (dropped, flagged)
+            redacted = CounterMetricFamily("auditkeep_redactions",
+                                           "Fields redaction rules changed, by tenant and rule",
+                                           labels=["tenant", "rule"])
+            for (tenant, rule), count in sorted(pipes.redactions.items()):
+                redacted.add_metric([tenant, rule], count)
+            yield from (dropped, flagged, redacted)
+        scan = self._node.options.get("pii_scan")
+        if scan is not None:
+            scanned, by_rule = scan.snapshot()
+            yield CounterMetricFamily("auditkeep_pii_scanned_records",
+                                      "Stored records the scheduled PII scan has read",
+                                      value=scanned)
+            found = CounterMetricFamily("auditkeep_pii_findings",
+                                        "PII or secrets found in stored records, by tenant "
+                                        "and detector", labels=["tenant", "rule"])
+            for (tenant, rule), count in sorted(by_rule.items()):
+                found.add_metric([tenant, rule], count)
+            yield found
 
 
 def registry_for(n: Node) -> CollectorRegistry:
@@ -127,10 +144,28 @@ async def status(request: Request) -> Response:
         "indexer": None if n.indexer is None else {
             "indexed": n.indexer.indexed, "last_error": n.indexer.last_error},
         "pipeline": {"dropped": dict(p.dropped),
-                     "schema_violations": dict(p.schemas.violations)},
+                     "schema_violations": dict(p.schemas.violations),
+                     "redactions": _by_tenant(p.redactions)},
         "ingest": _ingest_status(n),
         "detection": _detection_status(n),
+        "pii_scan": _pii_status(n),
     })
+
+
+def _by_tenant(counts: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for (tenant, rule), count in sorted(counts.items()):
+        out.setdefault(tenant, {})[rule] = count
+    return out
+
+
+def _pii_status(n: Node) -> dict[str, object] | None:
+    scan = n.options.get("pii_scan")
+    if scan is None:
+        return None
+    scanned, by_rule = scan.snapshot()
+    return {"scanned": scanned, "findings": _by_tenant(dict(by_rule)),
+            "last_error": scan.last_error}
 
 
 def _detection_status(n: Node) -> dict[str, object] | None:

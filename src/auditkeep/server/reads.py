@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from auditkeep.auth import Principal
-from auditkeep.errors import NotFoundError
+from auditkeep.errors import GoneError, NotFoundError
 from auditkeep.log.service import ACCESS_SUFFIX, access_log_name, tenant_of
 from auditkeep.pipeline.prepare import dedup_key
 from auditkeep.server import params
@@ -62,6 +62,11 @@ async def get_event_raw(request: Request) -> Response:
     log = n.store.get_log(tenant)
     raw = n.store.read_raw(log.id, found["seq"]) if log is not None else None
     if raw is None:
+        if "raw" in found and log is not None:
+            by = n.store.erased_seqs(log.id, found["seq"], found["seq"] + 1).get(found["seq"])
+            if by is not None:
+                raise GoneError(f"the raw object of event {event_id!r} was erased (erasure "
+                                f"record at seq {by})")
         raise NotFoundError(f"event {event_id!r} was sent as schema v1 and has no raw object")
     await record_access(request, who, tenant, "event.raw", {"id": event_id}, 1)
     fmt, data = raw

@@ -173,6 +173,11 @@ async def sequence_mapped(request: Request, mapped: Sequence[Mapped], source: st
     staged, positions, dropped = pipelines(request).run_dicts(tenant, source,
                                                               [ev for ev, _, _ in kept])
     kept = [(ev, kept[i][1], kept[i][2]) for ev, i in zip(staged, positions, strict=True)]
+    if kept:
+        redacted = pipelines(request).redact_raws(tenant, source, [ev for ev, _, _ in kept],
+                                                  [data for _, _, data in kept])
+        kept = [(ev, fmt, data) for (ev, fmt, _), data in zip(kept, redacted, strict=True)]
+    pipelines(request).count_redactions(tenant, [ev for ev, _, _ in kept])
     extra = {"filtered": filtered, **({"dropped": dropped} if dropped else {})}
     if not kept:
         return tenant, None, extra

@@ -25,12 +25,13 @@ import threading
 import traceback
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from auditkeep.errors import AuditkeepError, Pushback
 from auditkeep.pipeline.prepare import Pending
+from auditkeep.privacy.pseudonyms import PSEUDONYM_SECRET
 from auditkeep.server.batches import IngestJob, PreparedBatch, prepare_batch
 from auditkeep.server.pipelines import Pipelines
 
@@ -242,13 +243,14 @@ def encode_batch(batch: PreparedBatch) -> tuple[Any, ...]:
             bytes(p.explicit_id | p.plain << 1 for p in ps), b"".join(p.digest for p in ps),
             orjson.dumps([p.personal for p in ps]),
             array.array("q", [p.dedup_key for p in ps]).tobytes(),
-            [p.entry_head for p in ps], [p.entry_tail for p in ps])
+            [p.entry_head for p in ps], [p.entry_tail for p in ps],
+            [p.subjects for p in ps] if any(p.subjects for p in ps) else None)
 
 
 def decode_batch(cols: tuple[Any, ...]) -> PreparedBatch:
     """Pendings as the worker prepared them. Their `fields` are left empty: nothing after
     `prepare` reads them (the entry is `entry_head`, seq, `entry_tail`)."""
-    tenant, dropped, ids, flags, digests, personal, keys, heads, tails = cols
+    tenant, dropped, ids, flags, digests, personal, keys, heads, tails, subjects = cols
     if not heads:
         return PreparedBatch(tenant, [], dropped)
     empty = _EMPTY
@@ -257,7 +259,13 @@ def decode_batch(cols: tuple[Any, ...]) -> PreparedBatch:
         for k, (i, f, p, d, h, t) in enumerate(zip(
             ids.split("\n"), flags, orjson.loads(personal), array.array("q", keys).tolist(),
             heads, tails, strict=True))]
+    if subjects is not None:
+        for pending, keys_of in zip(pendings, subjects, strict=True):
+            pending.subjects = tuple(keys_of)
     return PreparedBatch(tenant, pendings, dropped)
+
+
+_K = TypeVar("_K")
 
 
 # The worker process ------------------------------------------------------------------
@@ -270,7 +278,7 @@ def _work(conn: _Conn, parent: int, db: str, config: ServerConfig | None) -> Non
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.set_threshold(200_000, 20, 100)  # as `serve` does, for the same reason
     store = SQLiteBackend(db, cache_mib=4)  # read only: the action schemas
-    pipelines = Pipelines(config, ActionSchemas(store))
+    pipelines = Pipelines(config, ActionSchemas(store), secret=store.secret(PSEUDONYM_SECRET))
     generation = 0
     try:
         conn.send_bytes(_HELLO)
@@ -299,6 +307,7 @@ def _work(conn: _Conn, parent: int, db: str, config: ServerConfig | None) -> Non
 def _run_job(pipelines: Pipelines, job: IngestJob) -> bytes:
     dropped_before = dict(pipelines.dropped)
     violations_before = dict(pipelines.schemas.violations)
+    redactions_before = dict(pipelines.redactions)
     reply: tuple[str, Any]
     try:
         reply = ("ok", encode_batch(prepare_batch(job, pipelines)))
@@ -307,7 +316,8 @@ def _run_job(pipelines: Pipelines, job: IngestJob) -> bytes:
     except Exception:
         reply = ("crash", traceback.format_exc())
     counts = (_delta(pipelines.dropped, dropped_before),
-              _delta(pipelines.schemas.violations, violations_before))
+              _delta(pipelines.schemas.violations, violations_before),
+              _delta(pipelines.redactions, redactions_before))
     kind, payload = reply
     try:
         return pickle.dumps((kind, counts if any(counts) else None, payload), protocol=5)
@@ -315,5 +325,5 @@ def _run_job(pipelines: Pipelines, job: IngestJob) -> bytes:
         return pickle.dumps(("crash", None, traceback.format_exc()), protocol=5)
 
 
-def _delta(now: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+def _delta(now: dict[_K, int], before: dict[_K, int]) -> dict[_K, int]:
     return {k: v - before.get(k, 0) for k, v in now.items() if v != before.get(k, 0)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 TILE_WIDTH = 256  # hashes per tile row, as in C2SP tlog-tiles
 BUNDLE_WIDTH = 256  # entries per bundle row at most
@@ -43,7 +43,7 @@ class Commit:
     entries: list[bytes]
     digests: list[bytes]
     dedup: list[int]  # the 64-bit key of each entry's id, in seq order
-    personal: dict[int, dict[str, list[str]]]
+    personal: dict[int, dict[str, list[Any]]]
     # Newly completed nodes as runs (level, first index, hashes of consecutive nodes):
     # one run per level from `CompactTree.extend_runs`, or one per node.
     nodes: list[tuple[int, int, bytes]]
@@ -51,6 +51,7 @@ class Commit:
     root: bytes
     checkpoint: StoredCheckpoint | None = None
     raws: dict[int, tuple[str, bytes]] = field(default_factory=dict)  # seq -> (format, bytes)
+    subjects: dict[int, tuple[int, ...]] = field(default_factory=dict)  # seq -> subject keys
 
 
 @dataclass(slots=True)
@@ -132,6 +133,20 @@ class DetectCommit:
     deliveries: list[DeliveryRecord] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class Erasure:
+    """One erasure in one log, made durable at once: the personal values left to each
+    affected seq (None: none left), the seqs whose raw objects go, the subject keys
+    whose index rows go, and the seq of the erasure's own record (marks `erased`)."""
+
+    log_id: int
+    personal: dict[int, dict[str, list[Any]] | None]
+    raws: list[int]
+    subject_keys: list[int]
+    seqs: list[int]
+    record_seq: int
+
+
 class Backend(Protocol):
     """What a storage backend must do. Memory and SQLite implement it."""
 
@@ -150,6 +165,22 @@ class Backend(Protocol):
     def read_raw(self, log_id: int, seq: int) -> tuple[str, bytes] | None: ...
     def read_raws(self, log_id: int, start: int, end: int) -> dict[int, tuple[str, bytes]]: ...
     def find_dedup(self, log_id: int, keys: Sequence[int]) -> dict[int, list[int]]: ...
+
+    # privacy (privacy/ is the only caller)
+    def secret(self, name: str) -> bytes:
+        """A 32-byte random secret made on first use and the same ever after."""
+        ...
+    def subject_seqs(self, log_id: int, keys: Sequence[int]) -> list[int]:
+        """Seqs indexed under any of these subject keys, ascending, each once."""
+        ...
+    def erase(self, erasure: Erasure) -> None:
+        """Delete personal values, raw objects and subject rows; mark the seqs erased.
+        Freed space is overwritten, not just unlinked."""
+        ...
+    def erased_seqs(self, log_id: int, start: int = 0, end: int | None = None
+                    ) -> dict[int, int]:
+        """Erased seqs in [start, end) -> the seq of the erasure record that did it."""
+        ...
     def put_checkpoint(self, log_id: int, cp: StoredCheckpoint) -> None: ...
     def checkpoints(self, log_id: int) -> list[StoredCheckpoint]: ...
     def latest_checkpoint(self, log_id: int) -> StoredCheckpoint | None: ...

@@ -7,8 +7,10 @@ exercises the same encodings, but nothing survives the process.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from auditkeep.errors import CorruptionError, StorageError
 from auditkeep.log.merkle import EMPTY_ROOT
@@ -19,6 +21,7 @@ from auditkeep.storage.base import (
     Commit,
     DeliveryRecord,
     DetectCommit,
+    Erasure,
     LogInfo,
     SavedSearch,
     SigningKeyRecord,
@@ -33,8 +36,11 @@ class MemoryBackend:
         self._lock = threading.Lock()
         self._logs: dict[str, LogInfo] = {}
         self._bundles: dict[int, list[Bundle]] = {}
-        self._personal: dict[int, dict[int, dict[str, list[str]]]] = {}
+        self._personal: dict[int, dict[int, dict[str, list[Any]]]] = {}
         self._raws: dict[tuple[int, int], tuple[str, bytes]] = {}
+        self._subjects: dict[tuple[int, int], set[int]] = {}
+        self._erased: dict[int, dict[int, int]] = {}
+        self._secrets: dict[str, bytes] = {}
         self._schemas: dict[tuple[str, str], list[str]] = {}
         self._saved: dict[tuple[str, str], SavedSearch] = {}
         self._tiles: dict[tuple[int, int, int], bytes] = {}
@@ -80,6 +86,9 @@ class MemoryBackend:
             self._personal.setdefault(commit.log_id, {}).update(commit.personal)
             for seq, raw in commit.raws.items():
                 self._raws[(commit.log_id, seq)] = raw
+            for seq, subject_keys in commit.subjects.items():
+                for sk in subject_keys:
+                    self._subjects.setdefault((commit.log_id, sk), set()).add(seq)
             for (level, idx), buf in tile_groups(commit.nodes).items():
                 key = (commit.log_id, level, idx)
                 self._tiles[key] = self._tiles.get(key, b"") + bytes(buf)
@@ -144,6 +153,41 @@ class MemoryBackend:
     def delete_saved_search(self, tenant: str, name: str) -> bool:
         with self._lock:
             return self._saved.pop((tenant, name), None) is not None
+
+    def secret(self, name: str) -> bytes:
+        with self._lock:
+            return self._secrets.setdefault(name, os.urandom(32))
+
+    def subject_seqs(self, log_id: int, keys: Sequence[int]) -> list[int]:
+        with self._lock:
+            found: set[int] = set()
+            for key in keys:
+                found |= self._subjects.get((log_id, key), set())
+            return sorted(found)
+
+    def erase(self, erasure: Erasure) -> None:
+        with self._lock:
+            log_id = erasure.log_id
+            store = self._personal.setdefault(log_id, {})
+            for seq, left in erasure.personal.items():
+                if seq in store:
+                    if left:
+                        store[seq] = left
+                    else:
+                        del store[seq]
+            for seq in erasure.raws:
+                self._raws.pop((log_id, seq), None)
+            for key in erasure.subject_keys:
+                self._subjects.get((log_id, key), set()).difference_update(erasure.seqs)
+            marks = self._erased.setdefault(log_id, {})
+            for seq in erasure.seqs:
+                marks.setdefault(seq, erasure.record_seq)
+
+    def erased_seqs(self, log_id: int, start: int = 0, end: int | None = None
+                    ) -> dict[int, int]:
+        with self._lock:
+            return {s: b for s, b in self._erased.get(log_id, {}).items()
+                    if s >= start and (end is None or s < end)}
 
     def read_raw(self, log_id: int, seq: int) -> tuple[str, bytes] | None:
         with self._lock:

@@ -178,4 +178,31 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX deliveries_by_updated ON deliveries (tenant, updated DESC, id DESC);
         """,
     ),
+    (
+        6,
+        """
+        -- Data subjects (64-bit keys of actor ids, emails, committed values) to the seqs
+        -- holding their personal values or raw objects: how erasure and subject access
+        -- find a subject's events. Beside the log, deleted by erasure.
+        CREATE TABLE subjects (
+            log_id INTEGER NOT NULL,
+            key INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (log_id, key, seq)
+        ) WITHOUT ROWID;
+        -- Events whose personal values or raw object an erasure deleted, with the seq of
+        -- that erasure's record, so verify and readers can say "erased", not "missing".
+        CREATE TABLE erased (
+            log_id INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            by_seq INTEGER NOT NULL,
+            PRIMARY KEY (log_id, seq)
+        ) WITHOUT ROWID;
+        -- Server secrets made once (the pseudonym secret tenant keys derive from).
+        CREATE TABLE secrets (
+            name TEXT PRIMARY KEY,
+            value BLOB NOT NULL
+        );
+        """,
+    ),
 ]

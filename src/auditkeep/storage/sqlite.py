@@ -7,6 +7,7 @@ its log) and one read connection per thread, so readers never block the writer.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import struct
 import threading
@@ -28,6 +29,7 @@ from auditkeep.storage.base import (
     Commit,
     DeliveryRecord,
     DetectCommit,
+    Erasure,
     LogInfo,
     SavedSearch,
     SigningKeyRecord,
@@ -201,6 +203,10 @@ class SQLiteBackend:
             if raw_rows:
                 w.executemany("INSERT INTO raws (log_id, seq, format, data) VALUES (?, ?, ?, ?)",
                               raw_rows)
+            if commit.subjects:
+                w.executemany("INSERT OR IGNORE INTO subjects (log_id, key, seq) VALUES (?, ?, ?)",
+                              [(log_id, key, seq) for seq, keys in commit.subjects.items()
+                               for key in keys])
             cur = w.execute("UPDATE logs SET size = ?, root = ? WHERE id = ? AND size = ?",
                             (commit.size, commit.root, log_id, commit.first_seq))
             if cur.rowcount != 1:
@@ -352,6 +358,90 @@ class SQLiteBackend:
                     if int(k) in wanted:
                         out[int(k)] = v
         return out
+
+    # privacy -------------------------------------------------------------
+
+    def secret(self, name: str) -> bytes:
+        with self._write(f"making the {name} secret") as w:
+            w.execute("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)",
+                      (name, os.urandom(32)))
+            row = w.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+        return bytes(row[0])
+
+    def subject_seqs(self, log_id: int, keys: Sequence[int]) -> list[int]:
+        found: set[int] = set()
+        conn = self._reader()
+        with mapped_errors(f"looking up data subjects in log {log_id}"):
+            for key in dict.fromkeys(keys):
+                found.update(int(r[0]) for r in conn.execute(
+                    "SELECT seq FROM subjects WHERE log_id = ? AND key = ?", (log_id, key)))
+        return sorted(found)
+
+    def erase(self, erasure: Erasure) -> None:
+        log_id = erasure.log_id
+        with self._write_lock, mapped_errors(f"erasing personal data in log {log_id}"):
+            w = self._writer
+            # Deleted content is overwritten with zeros, not left in free pages; then the
+            # WAL is emptied so no older copy of those pages stays in it.
+            w.execute("PRAGMA secure_delete = ON")
+            try:
+                w.execute("BEGIN IMMEDIATE")
+                try:
+                    self._erase(w, erasure)
+                    w.execute("COMMIT")
+                except BaseException:
+                    if w.in_transaction:
+                        w.execute("ROLLBACK")
+                    raise
+            finally:
+                w.execute("PRAGMA secure_delete = OFF")
+            w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _erase(self, w: sqlite3.Connection, e: Erasure) -> None:
+        log_id = e.log_id
+        rows: dict[int, dict[str, Any]] = {}
+        for seq in e.personal:
+            row = w.execute("SELECT first_seq, data FROM personal WHERE log_id = ? AND "
+                            "first_seq = (SELECT max(first_seq) FROM personal WHERE log_id = ? "
+                            "AND first_seq <= ?)", (log_id, log_id, seq)).fetchone()
+            if row is None:
+                continue
+            first = int(row[0])
+            if first not in rows:
+                data = unpack_json(row[1])
+                rows[first] = data if isinstance(data, dict) else {}
+            if str(seq) in rows[first]:
+                left = e.personal[seq]
+                if left:
+                    rows[first][str(seq)] = left
+                else:
+                    del rows[first][str(seq)]
+        for first, data in rows.items():
+            if data:
+                w.execute("UPDATE personal SET data = ? WHERE log_id = ? AND first_seq = ?",
+                          (pack_json(data), log_id, first))
+            else:
+                w.execute("DELETE FROM personal WHERE log_id = ? AND first_seq = ?",
+                          (log_id, first))
+        w.executemany("DELETE FROM raws WHERE log_id = ? AND seq = ?",
+                      [(log_id, s) for s in e.raws])
+        seqs = set(e.seqs)
+        for key in e.subject_keys:
+            for (seq,) in w.execute("SELECT seq FROM subjects WHERE log_id = ? AND key = ?",
+                                    (log_id, key)).fetchall():
+                if seq in seqs:
+                    w.execute("DELETE FROM subjects WHERE log_id = ? AND key = ? AND seq = ?",
+                              (log_id, key, seq))
+        w.executemany("INSERT OR IGNORE INTO erased (log_id, seq, by_seq) VALUES (?, ?, ?)",
+                      [(log_id, s, e.record_seq) for s in e.seqs])
+
+    def erased_seqs(self, log_id: int, start: int = 0, end: int | None = None
+                    ) -> dict[int, int]:
+        with mapped_errors(f"reading erased seqs of log {log_id}"):
+            rows = self._reader().execute(
+                "SELECT seq, by_seq FROM erased WHERE log_id = ? AND seq >= ? AND seq < ?",
+                (log_id, start, end if end is not None else _INT64[1])).fetchall()
+        return {int(a): int(b) for a, b in rows}
 
     def find_dedup(self, log_id: int, keys: Sequence[int]) -> dict[int, list[int]]:
         out: dict[int, list[int]] = {}
