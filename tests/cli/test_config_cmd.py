@@ -43,14 +43,14 @@ def test_an_empty_file_is_good(tmp_path: Path) -> None:
 
 def test_every_problem_one_a_line_and_exit_1(tmp_path: Path) -> None:
     path = tmp_path / "auditkeep.yaml"
-    path.write_text("pipeline:\n  - sample: {rate: 1.5}\n  - redact\n"
+    path.write_text("pipeline:\n  - sample: {rate: 1.5}\n  - redcat\n"
                     "tenants:\n  acme: {pipeline: [{sample: {rate: -1}}], extends: x}\n")
     code, out, err = run("config", "check", str(path))
     assert code == 1
     assert out.splitlines() == [
         f"{path}:2:14: pipeline[0].sample.rate: expected a number from 0 to 1, got 1.5",
-        f"{path}:3:5: pipeline[1]: unknown stage 'redact' (expected one of validate, "
-        "normalise, enrich, sample)",
+        f"{path}:3:5: pipeline[1]: unknown stage 'redcat' (expected one of validate, "
+        "normalise, enrich, sample, redact)",
         f"{path}:5:31: tenants.acme.pipeline[0].sample.rate: expected a number from 0 to 1, "
         "got -1",
         f"{path}:5:44: tenants.acme.extends: expected one of global, none, got 'x'",

@@ -141,6 +141,6 @@ def verify_log(store: Backend, info: LogInfo, verifiers: Sequence[Verifier],
         report.findings.append(Finding(
             info.name, "inserted", f"{count} entries stored beyond the log's size {info.size}",
             seq=first))
-    _check_raws(store, info, report, with_raw)
+    _check_raws(store, info, report, with_raw, store.erased_seqs(info.id))
     _check_checkpoints(info, report, checkpoints, roots, verifiers, journal, bad_leaves)
     return report
