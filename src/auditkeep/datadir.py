@@ -96,8 +96,8 @@ class Node:
     compactor: CheckpointCompactor | None = None
 
     def start(self, compact_every: float = HOUR) -> None:
-        """Start the indexer, detection (if set up), and checkpoint compaction now and
-        every `compact_every` s."""
+        """Start the indexer, detection and the scheduled PII scan (if set up), and
+        checkpoint compaction now and every `compact_every` s."""
         if self.indexer is not None:
             self.indexer.start()
         detection = self.options.get("detection")

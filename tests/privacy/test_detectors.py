@@ -7,7 +7,7 @@ import re
 import string
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditkeep.privacy.detectors import (
@@ -553,6 +553,20 @@ TRICKY = st.lists(
 @given(st.one_of(TRICKY, st.text(max_size=60)))
 def test_scanner_agrees_with_detector_by_detector_reference(text: str) -> None:
     assert ALL.find(text) == reference_find(text)
+
+
+@settings(max_examples=400)
+@given(st.lists(st.one_of(TRICKY, st.text(max_size=30)), max_size=12),
+       st.sampled_from([ALL, Scanner(), Scanner(["secret_param", "email"])]))
+def test_find_many_is_find_of_each(texts: list[str], scanner: Scanner) -> None:
+    """The joined prefilter of `find_many` never loses or invents a finding."""
+    assert scanner.find_many(texts) == [scanner.find(t) for t in texts]
+
+
+def test_find_many_keeps_start_anchored_parameters() -> None:
+    texts = ["nothing", "key=abcdef123", "x", "pwd=hunter22", "code=1234 and more"]
+    assert ALL.find_many(texts) == [ALL.find(t) for t in texts]
+    assert [bool(f) for f in ALL.find_many(texts)] == [False, True, False, True, True]
 
 
 def test_public_names_are_exported() -> None:

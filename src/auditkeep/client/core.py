@@ -50,6 +50,8 @@ class AuditClient:
     When the spool holds `spool_limit` bytes, `on_full="block"` waits up to
     `block_timeout` seconds for room (then raises SpoolFull); `"drop"` drops events
     below `critical` severity (counted, logged). Critical events are never dropped.
+    `redaction`: a `RedactionPolicy` applied to a copy of every event before it is
+    spooled, so secrets never reach the spool file or the network (docs/privacy.md).
     """
 
     def __init__(self, url: str, token: str, spool_dir: str | Path | None = None,
