@@ -110,6 +110,13 @@ class TestErasure:
                                       "last_seq": 4}
         assert "alice" not in orjson.dumps(record).decode()
 
+    def test_the_subject_never_enters_the_record_through_its_legal_basis(
+            self, held: Node) -> None:
+        result = erase_subject(held.logs, TENANT, "alice@example.org", requested_by="t",
+                               legal_basis="request of alice@example.org, cc bob@example.org")
+        record = held.logs.records(TENANT, [result.record_seq or 0], personal=True)[0]
+        assert record["reason"] == f"request of {result.subject}, cc [REDACTED:email]"
+
     def test_a_committed_value_is_erased_by_its_subject(self, held: Node) -> None:
         n = held
         result = erase_subject(n.logs, TENANT, "alice@example.org", requested_by="t",

@@ -161,6 +161,12 @@ class TestRaw:
         assert {"/raw/requestURI", "/raw/requestObject/data/password",
                 "/raw/annotations/mail"} <= paths
 
+    def test_drop_and_commit_redact_inside_raw_objects(self) -> None:
+        policy = RedactionPolicy(actions={"email": "commit", "card": "drop"})
+        data, fired = policy.redact_raw(orjson.dumps({"m": EMAIL, "c": CARD}))
+        assert orjson.loads(data) == {"m": "[REDACTED:email]", "c": "[REDACTED:card]"}
+        assert {r["action"] for r in fired} == {"redact"}
+
     def test_text_raw_and_clean_raw(self) -> None:
         policy = RedactionPolicy()
         data, fired = policy.redact_raw(f"<13>1 - host app - - - login {EMAIL}".encode())

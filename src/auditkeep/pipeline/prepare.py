@@ -290,7 +290,8 @@ def _commit_personal(actor: dict[str, Any], salts: bytes, salts_hex: str, i: int
 #: Places a `commit` redaction may not name: what receipts, dedup, search and the
 #: erasure record itself rely on (the actor's personal fields are committed already).
 _NOT_COMMITTABLE = frozenset({"/id", "/action", "/time", "/category", "/outcome", "/tenant",
-                              "/actor", "/actor/id", "/actor/type", "/redactions"})
+                              "/actor", "/actor/id", "/actor/type", "/redactions", "/seq",
+                              "/received", "/submitter", "/v", "/raw"})
 
 
 def _commit_fields(fields: dict[str, Any], redactions: list[Any], at: str
@@ -303,7 +304,7 @@ def _commit_fields(fields: dict[str, Any], redactions: list[Any], at: str
         if r.action != "commit":
             continue
         where = f"{at}/redactions/{j}/path"
-        if r.path in _NOT_COMMITTABLE or r.path.startswith("/redactions/"):
+        if r.path in _NOT_COMMITTABLE or r.path.startswith(("/redactions/", "/raw/")):
             problems.append(FieldProblem(where, "this field cannot be committed",
                                          "a field other than ids, action, time and enums",
                                          r.path))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from auditkeep.errors import ValidationError
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.schema import Actor, Event, Resource
+from auditkeep.privacy.policy import RedactionPolicy
 from auditkeep.privacy.pseudonyms import (
     PSEUDONYM_SECRET,
     normal_subject,
@@ -123,7 +124,7 @@ def erase_subject(logs: LogService, tenant: str, subject: str, *, requested_by: 
         category="admin",
         id=record_id,
         resource=Resource(type="data_subject", id=pn),
-        reason=legal_basis,
+        reason=_scrubbed(legal_basis, subject, pn),
         metadata={"events": len(seqs), "values": values, "raws": len(raws),
                   "first_seq": seqs[0], "last_seq": seqs[-1]},
     )
@@ -132,6 +133,14 @@ def erase_subject(logs: LogService, tenant: str, subject: str, *, requested_by: 
     record_seq = appended.receipts[0].seq
     logs.store.erase(Erasure(info.id, left, raws, [subject_key(subject)], seqs, record_seq))
     return ErasureResult(tenant, pn, len(seqs), values, len(raws), record_id, record_seq)
+
+
+def _scrubbed(basis: str, subject: str, pn: str) -> str:
+    """The legal basis as it goes into the record, which nothing can erase: the subject
+    written in it becomes its pseudonym, and other personal data is redacted."""
+    text = basis.replace(subject, pn)
+    text = RedactionPolicy().apply({"reason": text})["reason"]
+    return str(text)[:MAX_LEGAL_BASIS]
 
 
 def _basis_problem() -> Any:

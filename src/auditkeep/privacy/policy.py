@@ -183,7 +183,8 @@ class RedactionPolicy:
             elif tc is dict or tc is list:
                 self._walk(value, ck, cv, (*parts, ck), done, fired, texts)
 
-    def _scan(self, texts: list[_Text], fired: list[dict[str, str]]) -> None:
+    def _scan(self, texts: list[_Text], fired: list[dict[str, str]], *, raw: bool = False
+              ) -> None:
         """The detectors over every collected string at once (one choice of detectors
         an event, see `Scanner.find_many`), then the replacements."""
         if self._scanner is None or not texts:
@@ -191,15 +192,19 @@ class RedactionPolicy:
         results = self._scanner.find_many([t[2] for t in texts])
         for (container, k, value, parent), found in zip(texts, results, strict=True):
             if found:
-                self._replace(container, k, value, (*parent, k), found, fired)
+                self._replace(container, k, value, (*parent, k), found, fired, raw)
 
     def _replace(self, container: Any, k: str | int, value: str, parts: Parts,
-                 found: list[Finding], fired: list[dict[str, str]]) -> None:
+                 found: list[Finding], fired: list[dict[str, str]], raw: bool) -> None:
+        """Apply each finding's action. In a raw object `drop` and `commit` redact the
+        match instead: the raw object is bytes beside the log, not fields to commit."""
         out: list[str] = []
         pos = 0
         rules: list[tuple[str, DetectAction]] = []
         for f in found:
             act: DetectAction = self._detect_actions.get(f.rule, "redact")
+            if raw and act in ("drop", "commit"):
+                act = "redact"
             if act in ("drop", "commit"):
                 fired.append({"path": pointer(parts), "rule": f.rule, "action": act})
                 if act == "drop":
@@ -243,7 +248,7 @@ class RedactionPolicy:
                 return data, []
             holder: dict[str, Any] = {"raw": text}
             fired: list[dict[str, str]] = []
-            self._scan([(holder, "raw", text, ())], fired)
+            self._scan([(holder, "raw", text, ())], fired, raw=True)
             if not fired:
                 return data, []
             return str(holder.get("raw", "")).encode(), fired
@@ -251,7 +256,7 @@ class RedactionPolicy:
         fired = []
         texts: list[_Text] = []
         self._walk(holder, "raw", doc, ("raw",), set(), fired, texts)
-        self._scan(texts, fired)
+        self._scan(texts, fired, raw=True)
         if not fired:
             return data, []
         return orjson.dumps(holder["raw"]), fired
