@@ -37,6 +37,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/proofs.py
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/redaction.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
