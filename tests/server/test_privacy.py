@@ -178,6 +178,11 @@ class TestErasureOverHttp:
             assert r.json()["errors"][0]["pointer"] == "/subject"
             r = c.post("/v1/erasure", json={"subject": email, "legal_basis": "x", "why": 1})
             assert r.json()["errors"][0]["pointer"] == "/why"
+            r = c.post("/v1/erasure", json={"subject": 5, "legal_basis": "x"})
+            assert r.json()["errors"][0]["pointer"] == "/subject"
+            r = c.post("/v1/erasure", content=b"{not json")
+            assert r.status_code == 400 and r.json()["errors"][0]["detail"] == "not JSON"
+            assert c.get(f"/v1/subjects/{email}/events").json()["total"] == 3  # lost nothing
             r = c.post("/v1/erasure", json={"subject": email.upper(),
                                             "legal_basis": "GDPR Art. 17(1)(a)"})
             assert r.status_code in (200, 201), r.text

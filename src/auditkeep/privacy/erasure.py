@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from auditkeep.errors import ValidationError
+from auditkeep.errors import FieldProblem, ValidationError
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.schema import Actor, Event, Resource
 from auditkeep.privacy.policy import RedactionPolicy
@@ -61,9 +61,7 @@ def check_subject(subject: Any, pointer: str = "/subject") -> str:
     return subject.strip()
 
 
-def _problem(pointer: str, value: Any) -> Any:
-    from auditkeep.errors import FieldProblem
-
+def _problem(pointer: str, value: Any) -> FieldProblem:
     return FieldProblem(pointer, "expected an actor id, an email or a pseudonym (1 to "
                         f"{MAX_SUBJECT} characters)", "a non-empty string",
                         type(value).__name__ if not isinstance(value, str) else "empty")
@@ -143,9 +141,7 @@ def _scrubbed(basis: str, subject: str, pn: str) -> str:
     return str(text)[:MAX_LEGAL_BASIS]
 
 
-def _basis_problem() -> Any:
-    from auditkeep.errors import FieldProblem
-
+def _basis_problem() -> FieldProblem:
     return FieldProblem("/legal_basis", "the legal basis of the erasure is required "
                         f"(1 to {MAX_LEGAL_BASIS} characters, e.g. GDPR Art. 17(1)(a))",
                         "a non-empty string", "missing")

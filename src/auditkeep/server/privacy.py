@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import orjson
+import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from auditkeep.errors import FieldProblem, ValidationError
+from auditkeep.pipeline.validate import problem_from_msgspec
 from auditkeep.privacy.erasure import (
     check_subject,
     erase_subject,
@@ -26,7 +27,6 @@ from auditkeep.server import params
 from auditkeep.server.context import caller, json_response, node, record_access
 
 MAX_PAGE = 1000
-_ERASURE_KEYS = {"subject", "legal_basis"}
 
 
 async def post_erasure(request: Request) -> Response:
@@ -35,19 +35,10 @@ async def post_erasure(request: Request) -> Response:
     who.require("privacy")
     params.only(request, {"tenant"})
     tenant = who.tenant_for(request.query_params.get("tenant"))
-    body = _object(await request.body())
-    unknown = sorted(set(body) - _ERASURE_KEYS)
-    if unknown:
-        raise ValidationError(f"unknown field {unknown[0]!r}", problems=[
-            FieldProblem(f"/{unknown[0]}", "unknown field", "subject, legal_basis", unknown[0])])
-    subject = check_subject(body.get("subject"))
-    basis = body.get("legal_basis")
-    if not isinstance(basis, str):
-        raise ValidationError("legal_basis is required", problems=[FieldProblem(
-            "/legal_basis", "the legal basis of the erasure is required, e.g. "
-            "GDPR Art. 17(1)(a)", "a string", type(basis).__name__)])
+    body = _erasure_body(await request.body())
+    subject = check_subject(body.subject)
     result = await run_in_threadpool(erase_subject, node(request).logs, tenant, subject,
-                                     requested_by=who.id, legal_basis=basis)
+                                     requested_by=who.id, legal_basis=body.legal_basis)
     return json_response(result.to_json())
 
 
@@ -94,13 +85,18 @@ def _raw_json(fmt: str, data: bytes) -> dict[str, Any]:
         return {"format": fmt, "base64": base64.b64encode(data).decode()}
 
 
-def _object(raw: bytes) -> dict[str, Any]:
+class ErasureBody(msgspec.Struct, forbid_unknown_fields=True):
+    subject: str
+    legal_basis: str
+
+
+def _erasure_body(raw: bytes) -> ErasureBody:
+    """The typed body, as saved searches decode theirs: msgspec names the bad field."""
     try:
-        body = orjson.loads(raw) if raw.strip() else None
-    except orjson.JSONDecodeError as exc:
-        raise ValidationError(f"not JSON: {exc}", problems=[
+        return msgspec.json.decode(raw, type=ErasureBody)
+    except msgspec.ValidationError as exc:
+        raise ValidationError(f"erasure: {exc}",
+                              problems=[problem_from_msgspec(exc, None)]) from None
+    except msgspec.DecodeError as exc:
+        raise ValidationError(f"erasure: not JSON: {exc}", problems=[
             FieldProblem("", "not JSON", "a JSON object", str(exc))]) from None
-    if not isinstance(body, dict):
-        raise ValidationError("the body is a JSON object", problems=[
-            FieldProblem("", "expected a JSON object", "an object", type(body).__name__)])
-    return body
