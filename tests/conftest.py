@@ -18,6 +18,8 @@ import pytest
 
 from auditkeep.datadir import DataDir, Node, open_node
 
+pytest_plugins = ["tests.services"]
+
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> DataDir:

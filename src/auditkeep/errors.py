@@ -13,7 +13,8 @@
     ├── ProofError               a proof or checkpoint does not verify
     │   └── NoteError            a signed note or verifier key is malformed
     ├── StorageError             the backend failed (driver errors are mapped to this)
-    │   └── CorruptionError      stored bytes cannot be decoded
+    │   ├── CorruptionError      stored bytes cannot be decoded
+    │   └── FencedError          a sequencer lost its lease (or the log moved): not committed (503)
     ├── ConfigError              bad configuration or data directory
     └── SpoolFull                the SDK's spool stayed full for the whole block timeout
 
@@ -159,6 +160,16 @@ class StorageError(AuditkeepError):
 class CorruptionError(StorageError):
     title = "Stored data is corrupt"
     slug = "corruption"
+
+
+class FencedError(StorageError):
+    """A commit refused because its sequencer no longer holds the log's lease, or the
+    log is no longer at the size the commit starts from (another sequencer wrote it).
+    Nothing of the commit is stored; the producer may retry."""
+
+    status = 503
+    title = "Sequencer fenced off"
+    slug = "fenced"
 
 
 class ConfigError(AuditkeepError):

@@ -22,8 +22,9 @@ from datetime import UTC, datetime
 
 import orjson
 
-from auditkeep.errors import AuditkeepError, ConflictError, Pushback, StorageError
+from auditkeep.errors import AuditkeepError, ConflictError, FencedError, Pushback, StorageError
 from auditkeep.log.checkpoint import Checkpoint, sign_checkpoint
+from auditkeep.log.lease import LeaseKeeper
 from auditkeep.log.merkle import CompactTree, leaf_hashes
 from auditkeep.log.note import Signer
 from auditkeep.pipeline.prepare import Pending
@@ -50,6 +51,7 @@ class AppendResult:
 @dataclass(slots=True)
 class _Request:
     pendings: list[Pending]
+    mark: int | None = None  # the ingest-bus message these came in (stream sequence)
     future: Future[AppendResult] = field(default_factory=Future)
 
 
@@ -70,6 +72,7 @@ class _Prepared:
     size: int
     root: bytes
     ids: dict[str, tuple[int, bytes]]  # producer-set id -> (seq, digest) of the new events
+    mark: int | None = None  # the newest bus message in the commit, stored as bus_seq
 
 
 class _Committer:
@@ -141,8 +144,13 @@ class Sequencer:
         on_commit: Callable[[str, int], None] | None = None,
         on_checkpoint: Callable[[str, str], None] | None = None,
         pipeline: bool = False,
+        lease: LeaseKeeper | None = None,
     ) -> None:
         self.info = info
+        # With a lease (several sequencer processes, one store), nothing is signed
+        # unless the lease is valid, and every commit is fenced by it (log/lease.py).
+        self._lease = lease
+        self._fenced = False
         self._store = store
         self._signer = signer
         self._max_pending = max_pending
@@ -168,6 +176,9 @@ class Sequencer:
             # A fresh log, or one whose last commits' checkpoint was not yet persisted
             # when the process stopped: sign the durable tree now, so a checkpoint
             # always covers everything committed.
+            if lease is not None and not lease.valid():
+                raise FencedError(f"log {info.name}: the lease lapsed before the first "
+                                  "checkpoint was signed")
             self._latest = self._sign(self._tree.size, self._tree.root())
             self._persist(self._latest)
         # `pipeline`: commit on a second thread while the next group is planned. Off by
@@ -188,15 +199,24 @@ class Sequencer:
         return self._tree.size
 
     @property
+    def fenced(self) -> bool:
+        """True once a commit was refused for a lost lease: this sequencer is done."""
+        return self._fenced
+
+    @property
     def queued_events(self) -> int:
         return self._queued_events
 
     def latest_checkpoint(self) -> StoredCheckpoint:
         return self._latest
 
-    def submit(self, pendings: list[Pending]) -> Future[AppendResult]:
-        req = _Request(pendings)
+    def submit(self, pendings: list[Pending], mark: int | None = None) -> Future[AppendResult]:
+        """Queue events for the next group commit. `mark`: the bus message they came
+        in, stored with the commit as the log's `bus_seq`."""
+        req = _Request(pendings, mark)
         with self._cond:
+            if self._fenced:
+                raise FencedError(f"log {self.info.name}: this sequencer lost its lease")
             if self._closing:
                 raise Pushback(f"log {self.info.name} is shutting down", retry_after=2)
             if self._queued_events and self._queued_events + len(pendings) > self._max_pending:
@@ -317,8 +337,9 @@ class Sequencer:
         entries = [p.entry(seq) for seq, p in enumerate(new, first_seq)]
         leaves = leaf_hashes(entries)
         nodes = tree.extend_runs(leaves)
+        marks = [req.mark for req in batch if req.mark is not None]
         return _Prepared(plan, new, first_seq, entries, leaves, nodes, tree.size,
-                         tree.root() if entries else b"", seen)
+                         tree.root() if entries else b"", seen, max(marks) if marks else None)
 
     def _finish(self, prep: _Prepared) -> bool:
         """On the committer thread: sign, make durable, then answer. False if the
@@ -330,6 +351,10 @@ class Sequencer:
         new, first_seq, size = prep.new, prep.first_seq, prep.size
         if prep.entries:
             try:
+                lease = self._lease
+                if lease is not None and not lease.valid():
+                    raise FencedError(f"log {self.info.name}: sequencer {lease.holder} no "
+                                      "longer holds the lease; nothing signed")
                 latest = self._sign(size, prep.root)
                 persist = (size - max(self._persisted_size, 0) >= self._cp_every
                            or time.monotonic() - self._persisted_at >= self._cp_interval)
@@ -339,8 +364,11 @@ class Sequencer:
                     {seq: p.personal for seq, p in enumerate(new, first_seq) if p.personal},
                     prep.nodes, size, prep.root, latest if persist else None,
                     {seq: p.raw for seq, p in enumerate(new, first_seq) if p.raw is not None},
-                    {seq: p.subjects for seq, p in enumerate(new, first_seq) if p.subjects}))
+                    {seq: p.subjects for seq, p in enumerate(new, first_seq) if p.subjects},
+                    lease.current if lease is not None else None, prep.mark))
             except BaseException as exc:
+                if isinstance(exc, FencedError):
+                    self._fence_off()
                 err = exc if isinstance(exc, AuditkeepError) else StorageError(
                     f"commit to log {self.info.name} failed: {exc}")
                 for req, _ in prep.plan:
@@ -369,6 +397,19 @@ class Sequencer:
             except Exception:
                 log.exception("a commit listener of log %s failed", self.info.name)
         return True
+
+    def _fence_off(self) -> None:
+        """A commit was refused: another sequencer leads this log. Fail all that
+        waits; the owner (bus/) drops this sequencer."""
+        with self._cond:
+            self._fenced = True
+            waiting = list(self._queue)
+            self._queue.clear()
+            self._queued_events = 0
+        err = FencedError(f"log {self.info.name}: this sequencer lost its lease")
+        for req in waiting:
+            if not req.future.done():
+                req.future.set_exception(err)
 
     def _earlier(
         self,

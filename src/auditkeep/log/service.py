@@ -2,6 +2,9 @@
 
 Append path (sequencers), read/proof path (backend readers) and signer (key ring) stay
 separate, as in tessera; this class only wires them and applies log-level rules.
+
+Scaled out (bus/), appends go to an `Appender` instead (the ingest bus), and a
+sequencer runs only in the process that holds the log's lease (`lead`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -23,6 +26,7 @@ from auditkeep.log import merkle
 from auditkeep.log.checkpoint import open_checkpoint
 from auditkeep.log.compaction import Compaction, append_note, compact_log
 from auditkeep.log.keys import KeyRing
+from auditkeep.log.lease import LeaseKeeper
 from auditkeep.log.sequencer import AppendResult, Sequencer
 from auditkeep.pipeline.prepare import Pending
 from auditkeep.pipeline.schema import TENANT_PATTERN
@@ -43,6 +47,18 @@ def tenant_of(log_name: str) -> str:
     return log_name.removesuffix(ACCESS_SUFFIX)
 
 
+class Appender(Protocol):
+    """Where appends go when sequencers run elsewhere (bus/appender.py)."""
+
+    def append(self, name: str, pendings: list[Pending]) -> Future[AppendResult]:
+        """Answered once committed, with receipts (`?wait=committed`)."""
+        ...
+
+    def accept(self, name: str, pendings: list[Pending]) -> Future[list[str]]:
+        """Answered with the event ids once durably accepted (`?wait=accepted`)."""
+        ...
+
+
 class LogService:
     def __init__(
         self,
@@ -52,7 +68,9 @@ class LogService:
         origin_prefix: str = "auditkeep.local",
         journal_dir: Path | None = None,
         sequencer_options: dict[str, Any] | None = None,
+        appender: Appender | None = None,
     ) -> None:
+        self.appender = appender
         self.store = store
         self.keys = keys
         self.origin_prefix = origin_prefix.rstrip("/")
@@ -85,6 +103,9 @@ class LogService:
         seq = self._sequencers.get(name)
         if seq is not None:
             return seq
+        if self.appender is not None:
+            raise ConfigError(f"log {name}: sequencers run behind the ingest bus here; "
+                              "none is started on demand")
         self.check_name(name)
         with self._lock:
             seq = self._sequencers.get(name)
@@ -96,11 +117,57 @@ class LogService:
                 self._sequencers[name] = seq
         return seq
 
+    def lead(self, name: str, keeper: LeaseKeeper) -> Sequencer:
+        """Start this log's sequencer here under a lease taken by `keeper` (bus/): every
+        commit it makes is fenced by that lease. Replaces a fenced-off one."""
+        self.check_name(name)
+        with self._lock:
+            old = self._sequencers.pop(name, None)
+        if old is not None:
+            old.close()
+        info = self.store.get_log(name)
+        if info is None:
+            raise NotFoundError(f"no log named {name!r}")
+        self._check_not_rolled_back(info)
+        seq = Sequencer(self.store, info, self.keys.signer, on_commit=self._committed,
+                        on_checkpoint=self._journal, lease=keeper, **self._seq_opts)
+        with self._lock:
+            self._sequencers[name] = seq
+        return seq
+
+    def drop(self, name: str) -> None:
+        """Stop this log's sequencer here (its lease was lost or released)."""
+        with self._lock:
+            seq = self._sequencers.pop(name, None)
+        if seq is not None:
+            seq.close()
+
     def sequencers(self) -> dict[str, Sequencer]:
         return dict(self._sequencers)
 
     def append(self, name: str, pendings: list[Pending]) -> Future[AppendResult]:
+        if self.appender is not None:
+            self.check_name(name)
+            return self.appender.append(name, pendings)
         return self.sequencer(name).submit(pendings)
+
+    def accept(self, name: str, pendings: list[Pending]) -> Future[list[str]]:
+        """Append without waiting for the commit (`?wait=accepted`): the ids once the
+        bus holds the events durably. Without a bus, the same as waiting for it."""
+        if self.appender is not None:
+            self.check_name(name)
+            return self.appender.accept(name, pendings)
+        done: Future[list[str]] = Future()
+        inner = self.append(name, pendings)
+
+        def finished(f: Future[AppendResult]) -> None:
+            exc = f.exception()
+            if exc is not None:
+                done.set_exception(exc)
+            else:
+                done.set_result([r.id for r in f.result().receipts])
+        inner.add_done_callback(finished)
+        return done
 
     def _journal(self, name: str, note: str) -> None:
         """Append each persisted checkpoint to a plain file outside the database, so a
@@ -194,9 +261,9 @@ class LogService:
         latest = seq.latest_checkpoint() if seq is not None else None
         if latest is None:
             latest = self.store.latest_checkpoint(self.info(name).id)
-        if latest is None:
+        if latest is None and self.appender is None:
             # First read of a log nobody has written to yet: start its sequencer, which
-            # signs the empty tree.
+            # signs the empty tree. (Behind a bus, its leader does that on taking it.)
             latest = self.sequencer(name).latest_checkpoint()
         if latest is None:
             raise NotFoundError(f"log {name!r} has no checkpoint yet")

@@ -24,6 +24,21 @@ class LogInfo:
     origin: str
     size: int
     root: bytes
+    # The newest ingest-bus message (JetStream stream sequence) whose events are in the
+    # log: a sequencer taking over resumes the stream after it (bus/). 0: none yet.
+    bus_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A sequencer's hold on one log. `epoch` is the fencing token: it grows by one
+    each time the lease passes to a new holder. `expires` is a UNIX time by the
+    store's own clock (all holders share it), so no two holders' leases overlap."""
+
+    log_id: int
+    holder: str
+    epoch: int
+    expires: float
 
 
 @dataclass(slots=True)
@@ -52,6 +67,10 @@ class Commit:
     checkpoint: StoredCheckpoint | None = None
     raws: dict[int, tuple[str, bytes]] = field(default_factory=dict)  # seq -> (format, bytes)
     subjects: dict[int, tuple[int, ...]] = field(default_factory=dict)  # seq -> subject keys
+    # Fencing: when set, `append` stores nothing and raises FencedError unless this
+    # lease is still held (same holder and epoch, not expired) when the commit lands.
+    fence: Lease | None = None
+    bus_seq: int | None = None  # when set, the log's bus_seq becomes this (atomically)
 
 
 @dataclass(slots=True)
@@ -154,7 +173,23 @@ class Backend(Protocol):
     def open_log(self, name: str, origin: str) -> LogInfo: ...
     def get_log(self, name: str) -> LogInfo | None: ...
     def list_logs(self) -> list[LogInfo]: ...
-    def append(self, commit: Commit) -> None: ...
+    def append(self, commit: Commit) -> None:
+        """Make the commit durable, atomically. Raises FencedError (storing nothing) if
+        the log is not at size `first_seq`, or if `fence` is set and not still held."""
+        ...
+
+    # sequencer leases (log/lease.py is the only caller): one writer per log
+    def acquire_lease(self, log_id: int, holder: str, ttl: float) -> Lease | None:
+        """Take the log's lease for `ttl` seconds if nobody holds it, it expired, or
+        `holder` holds it already (then it is renewed, same epoch). A new holder gets
+        epoch + 1. None if another holder's lease is live."""
+        ...
+    def renew_lease(self, lease: Lease, ttl: float) -> Lease | None:
+        """Extend a lease still held (same holder and epoch, not expired); None if lost."""
+        ...
+    def release_lease(self, lease: Lease) -> None:
+        """Let the lease expire now, if it is still this one (a clean hand-over)."""
+        ...
     def read_nodes(self, log_id: int, coords: Sequence[tuple[int, int]]) -> list[bytes]: ...
     def read_bundles(self, log_id: int, start: int, end: int) -> list[Bundle]: ...
     def bundle_index(self, log_id: int) -> list[tuple[int, int]]: ...

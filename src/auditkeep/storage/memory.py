@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from auditkeep.errors import CorruptionError, StorageError
+from auditkeep.errors import CorruptionError, FencedError, StorageError
 from auditkeep.log.merkle import EMPTY_ROOT
 from auditkeep.storage.base import (
     TILE_WIDTH,
@@ -22,6 +23,7 @@ from auditkeep.storage.base import (
     DeliveryRecord,
     DetectCommit,
     Erasure,
+    Lease,
     LogInfo,
     SavedSearch,
     SigningKeyRecord,
@@ -52,6 +54,7 @@ class MemoryBackend:
         self._state: dict[tuple[str, str], bytes] = {}
         self._alerts: dict[str, AlertRecord] = {}
         self._deliveries: dict[str, DeliveryRecord] = {}
+        self._leases: dict[int, Lease] = {}
 
     def open_log(self, name: str, origin: str) -> LogInfo:
         with self._lock:
@@ -77,8 +80,15 @@ class MemoryBackend:
     def append(self, commit: Commit) -> None:
         with self._lock:
             log = self._log(commit.log_id)
+            fence = commit.fence
+            if fence is not None:
+                held = self._leases.get(fence.log_id)
+                if held is None or (held.holder, held.epoch) != (fence.holder, fence.epoch) \
+                        or held.expires <= time.time():
+                    raise FencedError(f"log {log.name}: sequencer {fence.holder} no longer "
+                                      f"holds lease epoch {fence.epoch}; commit refused")
             if log.size != commit.first_seq:
-                raise StorageError(f"log {log.name} is not at size {commit.first_seq}")
+                raise FencedError(f"log {log.name} is not at size {commit.first_seq}")
             bundles = self._bundles.setdefault(commit.log_id, [])
             for off in range(0, len(commit.entries), 256):
                 bundles.append(Bundle(commit.first_seq + off, commit.entries[off : off + 256],
@@ -97,6 +107,36 @@ class MemoryBackend:
             if commit.checkpoint is not None:
                 self._checkpoints.setdefault(commit.log_id, []).append(commit.checkpoint)
             log.size, log.root = commit.size, commit.root
+            if commit.bus_seq is not None:
+                log.bus_seq = commit.bus_seq
+
+    def acquire_lease(self, log_id: int, holder: str, ttl: float) -> Lease | None:
+        with self._lock:
+            now = time.time()
+            held = self._leases.get(log_id)
+            if held is not None and held.holder != holder and held.expires > now:
+                return None
+            epoch = 1 if held is None else (held.epoch if held.holder == holder
+                                            and held.expires > now else held.epoch + 1)
+            lease = self._leases[log_id] = Lease(log_id, holder, epoch, now + ttl)
+            return lease
+
+    def renew_lease(self, lease: Lease, ttl: float) -> Lease | None:
+        with self._lock:
+            now = time.time()
+            held = self._leases.get(lease.log_id)
+            if held is None or (held.holder, held.epoch) != (lease.holder, lease.epoch) \
+                    or held.expires <= now:
+                return None
+            renewed = self._leases[lease.log_id] = Lease(lease.log_id, lease.holder,
+                                                         lease.epoch, now + ttl)
+            return renewed
+
+    def release_lease(self, lease: Lease) -> None:
+        with self._lock:
+            held = self._leases.get(lease.log_id)
+            if held is not None and (held.holder, held.epoch) == (lease.holder, lease.epoch):
+                self._leases[lease.log_id] = Lease(lease.log_id, lease.holder, lease.epoch, 0.0)
 
     def read_nodes(self, log_id: int, coords: Sequence[tuple[int, int]]) -> list[bytes]:
         out = []
@@ -370,4 +410,4 @@ class MemoryBackend:
 
 
 def _copy(log: LogInfo) -> LogInfo:
-    return LogInfo(log.id, log.name, log.origin, log.size, log.root)
+    return dataclasses.replace(log)

@@ -205,4 +205,19 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        7,
+        """
+        -- The newest ingest-bus message (JetStream stream sequence) in each log: where
+        -- a sequencer taking over resumes the stream (bus/).
+        ALTER TABLE logs ADD COLUMN bus_seq INTEGER NOT NULL DEFAULT 0;
+        -- One sequencer per log: a lease with an epoch that fences off a former holder.
+        CREATE TABLE leases (
+            log_id INTEGER PRIMARY KEY,
+            holder TEXT NOT NULL,
+            epoch INTEGER NOT NULL,
+            expires REAL NOT NULL
+        );
+        """,
+    ),
 ]

@@ -11,6 +11,7 @@ import os
 import sqlite3
 import struct
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from auditkeep.errors import CorruptionError, StorageError
+from auditkeep.errors import CorruptionError, FencedError, StorageError
 from auditkeep.log.merkle import EMPTY_ROOT
 from auditkeep.storage.base import (
     BUNDLE_WIDTH,
@@ -30,6 +31,7 @@ from auditkeep.storage.base import (
     DeliveryRecord,
     DetectCommit,
     Erasure,
+    Lease,
     LogInfo,
     SavedSearch,
     SigningKeyRecord,
@@ -163,14 +165,14 @@ class SQLiteBackend:
     def get_log(self, name: str) -> LogInfo | None:
         with mapped_errors(f"reading log {name}"):
             row = self._reader().execute(
-                "SELECT id, name, origin, size, root FROM logs WHERE name = ?", (name,)
+                "SELECT id, name, origin, size, root, bus_seq FROM logs WHERE name = ?", (name,)
             ).fetchone()
         return LogInfo(*row) if row else None
 
     def list_logs(self) -> list[LogInfo]:
         with mapped_errors("listing logs"):
             rows = self._reader().execute(
-                "SELECT id, name, origin, size, root FROM logs ORDER BY name").fetchall()
+                "SELECT id, name, origin, size, root, bus_seq FROM logs ORDER BY name").fetchall()
         return [LogInfo(*r) for r in rows]
 
     def append(self, commit: Commit) -> None:
@@ -185,6 +187,8 @@ class SQLiteBackend:
     def _append(self, commit: Commit, packed: Future[_Rows]) -> None:
         log_id = commit.log_id
         with self._write(f"appending to log {log_id}") as w:
+            if commit.fence is not None:
+                _check_fence(w, commit.fence)
             w.executemany(
                 "INSERT INTO tiles (log_id, level, idx, hashes) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (log_id, level, idx) DO UPDATE SET "
@@ -207,13 +211,45 @@ class SQLiteBackend:
                 w.executemany("INSERT OR IGNORE INTO subjects (log_id, key, seq) VALUES (?, ?, ?)",
                               [(log_id, key, seq) for seq, keys in commit.subjects.items()
                                for key in keys])
-            cur = w.execute("UPDATE logs SET size = ?, root = ? WHERE id = ? AND size = ?",
-                            (commit.size, commit.root, log_id, commit.first_seq))
+            cur = w.execute("UPDATE logs SET size = ?, root = ?, bus_seq = coalesce(?, bus_seq) "
+                            "WHERE id = ? AND size = ?",
+                            (commit.size, commit.root, commit.bus_seq, log_id, commit.first_seq))
             if cur.rowcount != 1:
-                raise StorageError(
+                raise FencedError(
                     f"log {log_id} is not at size {commit.first_seq}; a second writer?")
             if commit.checkpoint is not None:
                 self._insert_checkpoint(w, log_id, commit.checkpoint)
+
+    # leases: expiry by this machine's wall clock (one SQLite file is one machine's)
+
+    def acquire_lease(self, log_id: int, holder: str, ttl: float) -> Lease | None:
+        with self._write(f"taking the lease of log {log_id}") as w:
+            now = time.time()
+            row = w.execute("SELECT holder, epoch, expires FROM leases WHERE log_id = ?",
+                            (log_id,)).fetchone()
+            if row is not None and row[0] != holder and row[2] > now:
+                return None
+            epoch = 1 if row is None else (row[1] if row[0] == holder and row[2] > now
+                                           else row[1] + 1)
+            w.execute("INSERT INTO leases (log_id, holder, epoch, expires) VALUES (?, ?, ?, ?) "
+                      "ON CONFLICT (log_id) DO UPDATE SET holder = excluded.holder, "
+                      "epoch = excluded.epoch, expires = excluded.expires",
+                      (log_id, holder, epoch, now + ttl))
+            return Lease(log_id, holder, epoch, now + ttl)
+
+    def renew_lease(self, lease: Lease, ttl: float) -> Lease | None:
+        with self._write(f"renewing the lease of log {lease.log_id}") as w:
+            now = time.time()
+            cur = w.execute("UPDATE leases SET expires = ? WHERE log_id = ? AND holder = ? "
+                            "AND epoch = ? AND expires > ?",
+                            (now + ttl, lease.log_id, lease.holder, lease.epoch, now))
+            return Lease(lease.log_id, lease.holder, lease.epoch, now + ttl) \
+                if cur.rowcount == 1 else None
+
+    def release_lease(self, lease: Lease) -> None:
+        with self._write(f"releasing the lease of log {lease.log_id}") as w:
+            w.execute("UPDATE leases SET expires = 0 WHERE log_id = ? AND holder = ? "
+                      "AND epoch = ?", (lease.log_id, lease.holder, lease.epoch))
 
     def read_nodes(self, log_id: int, coords: Sequence[tuple[int, int]]) -> list[bytes]:
         tiles: dict[tuple[int, int], bytes] = {}
@@ -693,6 +729,14 @@ def _pack_rows(commit: Commit) -> _Rows:
             personal_rows.append((log_id, first, pack_json(pers)))
     raw_rows = [(log_id, seq, fmt, pack_blob(data)) for seq, (fmt, data) in commit.raws.items()]
     return bundle_rows, personal_rows, raw_rows
+
+
+def _check_fence(w: sqlite3.Connection, fence: Lease) -> None:
+    cur = w.execute("SELECT 1 FROM leases WHERE log_id = ? AND holder = ? AND epoch = ? "
+                    "AND expires > ?", (fence.log_id, fence.holder, fence.epoch, time.time()))
+    if cur.fetchone() is None:
+        raise FencedError(f"log {fence.log_id}: sequencer {fence.holder} no longer holds "
+                          f"lease epoch {fence.epoch}; commit refused")
 
 
 def _split_digests(digests: bytes, count: int) -> list[bytes]:
