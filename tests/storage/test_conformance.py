@@ -1,14 +1,15 @@
-"""One conformance suite, run against every backend (memory and SQLite)."""
+"""One conformance suite, run against every backend (memory, SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from auditkeep.errors import StorageError
+from auditkeep.errors import FencedError, StorageError
 from auditkeep.log import merkle
 from auditkeep.storage.base import (
     AlertRecord,
@@ -17,17 +18,24 @@ from auditkeep.storage.base import (
     DeliveryRecord,
     DetectCommit,
     Erasure,
+    Lease,
     StoredCheckpoint,
     TokenRecord,
 )
 from auditkeep.storage.memory import MemoryBackend
+from auditkeep.storage.postgres import PostgresBackend
 from auditkeep.storage.sqlite import SQLiteBackend
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    s: Backend = MemoryBackend() if request.param == "memory" else SQLiteBackend(
-        tmp_path / "t.db")
+    s: Backend
+    if request.param == "memory":
+        s = MemoryBackend()
+    elif request.param == "sqlite":
+        s = SQLiteBackend(tmp_path / "t.db")
+    else:
+        s = PostgresBackend(request.getfixturevalue("pg_url"))
     yield s
     s.close()
 
@@ -78,7 +86,7 @@ class TestLogs:
         tree = merkle.CompactTree()
         commit(store, log.id, tree, 3)
         stale = merkle.CompactTree()
-        with pytest.raises(StorageError):
+        with pytest.raises(FencedError):
             commit(store, log.id, stale, 3)
         info = store.get_log("acme")
         assert info is not None and info.size == 3
@@ -508,3 +516,164 @@ class TestPrivacy:
         store.erase(e)
         assert store.erased_seqs(log_id) == dict.fromkeys(seqs, 299)
         assert all(s not in store.read_personal(log_id, seqs) for s in seqs)
+
+
+def fenced_commit(store: Backend, log_id: int, tree: merkle.CompactTree, n: int, *,
+                  fence: Lease | None, bus_seq: int | None = None) -> list[bytes]:
+    """A commit of n entries with everything a commit can carry, fenced by `fence`."""
+    first = tree.size
+    entries = [f'{{"seq":{first + i}}}'.encode() for i in range(n)]
+    nodes = tree.extend_runs([merkle.leaf_hash(e) for e in entries])
+    store.append(Commit(
+        log_id, first, entries, [hashlib.sha256(e).digest() for e in entries],
+        [1000 + first + i for i in range(n)], {first: {"actor.email": ["00", "a@b.c"]}},
+        nodes, tree.size, tree.root(), StoredCheckpoint(tree.size, tree.root(), "n", "t"),
+        {first: ("k8s.audit", b"{}")}, {first: (77,)}, fence=fence, bus_seq=bus_seq))
+    return entries
+
+
+def assert_nothing_stored(store: Backend, log_id: int, size: int) -> None:
+    """The log is as it was at `size` (commits by `fenced_commit` only)."""
+    info = next(log for log in store.list_logs() if log.id == log_id)
+    assert info.size == size
+    assert sum(len(b.entries) for b in store.read_bundles(log_id, 0, 10_000)) == size
+    assert store.find_dedup(log_id, [1000 + size]) == {}
+    assert store.read_personal(log_id, [size]) == {}
+    assert store.read_raw(log_id, size) is None
+    assert size not in store.subject_seqs(log_id, [77])
+    latest = store.latest_checkpoint(log_id)
+    assert (latest.size if latest else 0) == size
+    assert sum(len(t) for t in store.read_tile_range(log_id, 0, 0, 100)) == 32 * size
+
+
+class TestLeases:
+    def test_the_first_holder_gets_epoch_one_until_the_store_clock_says_expired(
+            self, store: Backend) -> None:
+        log = store.open_log("acme", "o/acme")
+        before = time.time()
+        lease = store.acquire_lease(log.id, "seq-a", 30.0)
+        assert lease is not None
+        assert (lease.log_id, lease.holder, lease.epoch) == (log.id, "seq-a", 1)
+        # the store's clock, but on one machine it is ours to within a few seconds
+        assert before + 25 < lease.expires < time.time() + 35
+        assert store.acquire_lease(log.id, "seq-b", 30.0) is None
+
+    def test_the_holder_reacquiring_its_live_lease_renews_it_with_the_same_epoch(
+            self, store: Backend) -> None:
+        log = store.open_log("acme", "o/acme")
+        first = store.acquire_lease(log.id, "seq-a", 10.0)
+        again = store.acquire_lease(log.id, "seq-a", 60.0)
+        assert first is not None and again is not None
+        assert again.epoch == first.epoch == 1
+        assert again.expires > first.expires + 40
+
+    def test_an_expired_lease_passes_to_a_new_holder_with_the_next_epoch(
+            self, store: Backend) -> None:
+        log = store.open_log("acme", "o/acme")
+        old = store.acquire_lease(log.id, "seq-a", 0.05)
+        assert old is not None
+        time.sleep(0.15)
+        new = store.acquire_lease(log.id, "seq-b", 30.0)
+        assert new is not None and (new.holder, new.epoch) == ("seq-b", 2)
+        assert store.renew_lease(old, 30.0) is None
+        assert store.acquire_lease(log.id, "seq-a", 30.0) is None
+
+    def test_renew_extends_a_held_lease_and_refuses_a_lost_one(self, store: Backend) -> None:
+        log = store.open_log("acme", "o/acme")
+        lease = store.acquire_lease(log.id, "seq-a", 5.0)
+        assert lease is not None
+        renewed = store.renew_lease(lease, 60.0)
+        assert renewed is not None
+        assert (renewed.holder, renewed.epoch) == ("seq-a", 1)
+        assert renewed.expires > lease.expires + 40
+        assert store.renew_lease(Lease(log.id, "seq-a", 2, renewed.expires), 60.0) is None
+        assert store.renew_lease(Lease(log.id, "seq-x", 1, renewed.expires), 60.0) is None
+        short = store.acquire_lease(store.open_log("b", "o/b").id, "seq-a", 0.05)
+        assert short is not None
+        time.sleep(0.15)
+        assert store.renew_lease(short, 60.0) is None  # expired: lost, even if unclaimed
+
+    def test_release_hands_over_at_once_and_a_stale_release_changes_nothing(
+            self, store: Backend) -> None:
+        log = store.open_log("acme", "o/acme")
+        a = store.acquire_lease(log.id, "seq-a", 60.0)
+        assert a is not None
+        store.release_lease(a)
+        b = store.acquire_lease(log.id, "seq-b", 60.0)
+        assert b is not None and b.epoch == 2
+        store.release_lease(a)  # a's lease is long gone: b keeps its own
+        assert store.acquire_lease(log.id, "seq-c", 60.0) is None
+        assert store.renew_lease(b, 60.0) is not None
+
+    def test_leases_are_per_log(self, store: Backend) -> None:
+        one = store.open_log("one", "o/one")
+        two = store.open_log("two", "o/two")
+        a = store.acquire_lease(one.id, "seq-a", 60.0)
+        b = store.acquire_lease(two.id, "seq-b", 60.0)
+        assert a is not None and b is not None
+        assert (a.epoch, b.epoch) == (1, 1)
+        assert store.acquire_lease(one.id, "seq-b", 60.0) is None
+
+
+class TestFencedAppend:
+    def test_a_commit_under_a_held_lease_lands_and_moves_bus_seq(self, store: Backend) -> None:
+        log = store.open_log("acme", "o/acme")
+        assert log.bus_seq == 0
+        lease = store.acquire_lease(log.id, "seq-a", 60.0)
+        tree = merkle.CompactTree()
+        written = fenced_commit(store, log.id, tree, 3, fence=lease, bus_seq=41)
+        info = store.get_log("acme")
+        assert info is not None and (info.size, info.bus_seq) == (3, 41)
+        assert [e for b in store.read_bundles(log.id, 0, 3) for e in b.entries] == written
+        fenced_commit(store, log.id, tree, 2, fence=lease)  # bus_seq None: unchanged
+        info = store.get_log("acme")
+        assert info is not None and (info.size, info.bus_seq) == (5, 41)
+        fenced_commit(store, log.id, tree, 1, fence=None, bus_seq=50)
+        assert [(x.name, x.size, x.bus_seq) for x in store.list_logs()] == [("acme", 6, 50)]
+
+    def test_a_commit_under_an_expired_lease_stores_nothing(self, store: Backend) -> None:
+        log = store.open_log("acme", "o/acme")
+        tree = merkle.CompactTree()
+        lease = store.acquire_lease(log.id, "seq-a", 60.0)
+        fenced_commit(store, log.id, tree, 2, fence=lease, bus_seq=7)
+        short = store.acquire_lease(log.id, "seq-a", 0.05)  # renewed, same epoch, short
+        assert short is not None and short.epoch == 1
+        time.sleep(0.15)
+        with pytest.raises(FencedError):
+            fenced_commit(store, log.id, tree, 3, fence=short, bus_seq=9)
+        assert_nothing_stored(store, log.id, 2)
+        info = store.get_log("acme")
+        assert info is not None and info.bus_seq == 7
+
+    def test_a_commit_under_a_superseded_epoch_stores_nothing(self, store: Backend) -> None:
+        log = store.open_log("acme", "o/acme")
+        old = store.acquire_lease(log.id, "seq-a", 60.0)
+        assert old is not None
+        store.release_lease(old)
+        new = store.acquire_lease(log.id, "seq-b", 60.0)
+        assert new is not None and new.epoch == 2
+        with pytest.raises(FencedError):
+            fenced_commit(store, log.id, merkle.CompactTree(), 3, fence=old)
+        assert_nothing_stored(store, log.id, 0)
+        # a forged fence with the live epoch but another holder is refused too
+        with pytest.raises(FencedError):
+            fenced_commit(store, log.id, merkle.CompactTree(), 3,
+                          fence=Lease(log.id, "seq-a", 2, new.expires))
+        assert_nothing_stored(store, log.id, 0)
+        fenced_commit(store, log.id, merkle.CompactTree(), 3, fence=new)
+        assert_nothing_stored(store, log.id, 3)  # i.e. exactly the new holder's commit
+
+    def test_a_commit_at_the_wrong_size_is_fenced_and_stores_nothing(
+            self, store: Backend) -> None:
+        log = store.open_log("acme", "o/acme")
+        lease = store.acquire_lease(log.id, "seq-a", 60.0)
+        tree = merkle.CompactTree()
+        fenced_commit(store, log.id, tree, 4, fence=lease, bus_seq=3)
+        for fence in (lease, None):
+            stale = merkle.CompactTree()
+            stale.extend_runs([merkle.leaf_hash(b"x")])
+            with pytest.raises(FencedError):  # first_seq 1, but the log is at 4
+                fenced_commit(store, log.id, stale, 2, fence=fence, bus_seq=99)
+            assert_nothing_stored(store, log.id, 4)
+        info = store.get_log("acme")
+        assert info is not None and info.bus_seq == 3
