@@ -578,6 +578,19 @@ class TestLeases:
         assert store.renew_lease(old, 30.0) is None
         assert store.acquire_lease(log.id, "seq-a", 30.0) is None
 
+    def test_the_same_holder_after_its_lease_expired_gets_the_next_epoch(
+            self, store: Backend) -> None:
+        # a commit it began under the old epoch must not land under the new one
+        log = store.open_log("acme", "o/acme")
+        old = store.acquire_lease(log.id, "seq-a", 0.05)
+        time.sleep(0.15)
+        new = store.acquire_lease(log.id, "seq-a", 30.0)
+        assert old is not None and new is not None
+        assert (new.holder, new.epoch) == ("seq-a", 2)
+        with pytest.raises(FencedError):
+            fenced_commit(store, log.id, merkle.CompactTree(), 1, fence=old)
+        assert_nothing_stored(store, log.id, 0)
+
     def test_renew_extends_a_held_lease_and_refuses_a_lost_one(self, store: Backend) -> None:
         log = store.open_log("acme", "o/acme")
         lease = store.acquire_lease(log.id, "seq-a", 5.0)

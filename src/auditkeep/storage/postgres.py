@@ -80,6 +80,7 @@ class PostgresBackend:
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         params = _parse_url(url)
         params.setdefault("connect_timeout", str(CONNECT_TIMEOUT))
+        params.setdefault("application_name", "auditkeep")  # what pg_stat_activity shows
         self._where = _describe(params)
         conninfo = make_conninfo(**params)
         self._secret = params.get("password")
