@@ -8,6 +8,10 @@
     DATA/admin.token         the bootstrap admin token (0600)
     DATA/rules/              detection rules and alerting.yaml (the default for
                              `serve --rules`; the shipped rule set on first start)
+
+With `--storage postgresql://…` the logs and the search index live in PostgreSQL
+instead, and the data directory keeps only the keys, the journal, the admin token
+and the rules (every sequencer of a deployment must share DATA/keys).
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ from auditkeep.auth import create_token
 from auditkeep.errors import ConfigError
 from auditkeep.log.compaction import HOUR, CheckpointCompactor
 from auditkeep.log.keys import KeyRing, write_secret
-from auditkeep.log.service import LogService
+from auditkeep.log.service import Appender, LogService
 from auditkeep.query.index import SearchIndex
 from auditkeep.query.indexer import Indexer, IndexerProcess
 from auditkeep.storage.base import Backend
-from auditkeep.storage.sqlite import SQLiteBackend
+from auditkeep.storage.open import describe, open_index, open_store
 
 DEFAULT_DATA = ".auditkeep-data"
 
@@ -34,9 +38,28 @@ def data_path(value: str | os.PathLike[str] | None) -> Path:
     return Path(value or os.environ.get("AUDITKEEP_DATA") or DEFAULT_DATA)
 
 
+def data_dir(data: str | os.PathLike[str] | None, storage: str | None = None) -> DataDir:
+    """The data directory of `--data` and the store of `--storage` (else the env's
+    AUDITKEEP_STORAGE; else the embedded SQLite database in the directory)."""
+    storage = storage or os.environ.get("AUDITKEEP_STORAGE") or None
+    if storage is not None and "://" not in storage:
+        raise ConfigError(f"--storage {storage!r} is not a URL (postgresql://user@host/db); "
+                          "the embedded database needs no --storage")
+    return DataDir(data_path(data), storage)
+
+
 @dataclass
 class DataDir:
     root: Path
+    storage: str | None = None  # a PostgreSQL URL; None: DATA/auditkeep.db
+
+    @property
+    def store_url(self) -> str:
+        return self.storage or str(self.db)
+
+    @property
+    def index_url(self) -> str:
+        return self.storage or str(self.search_db)
 
     @property
     def db(self) -> Path:
@@ -63,21 +86,24 @@ class DataDir:
         return self.root / "admin.token"
 
     def exists(self) -> bool:
-        return self.db.exists()
+        return self.db.exists() if self.storage is None else self.admin_token.exists()
 
     def require(self) -> None:
-        if not self.exists():
+        if self.storage is None and not self.exists():
             raise ConfigError(f"{self.root} is not an auditkeep data directory "
                               f"(no {self.db.name}); start `auditkeep serve --data {self.root}` "
                               "once to create it")
 
-    def open_backend(self) -> SQLiteBackend:
+    def describe(self) -> str:
+        return describe(self.store_url) if self.storage else str(self.root.resolve())
+
+    def open_backend(self) -> Backend:
         try:
             # 0700: the database holds personal values and the directory the signing keys.
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create data directory {self.root}: {exc.strerror}") from None
-        return SQLiteBackend(self.db)
+        return open_store(self.store_url)
 
 
 @dataclass
@@ -136,21 +162,26 @@ def open_node(
     with_index: bool = True,
     indexer: str = "thread",
     sequencer_options: dict[str, Any] | None = None,
+    appender: Appender | None = None,
 ) -> Node:
     """Open (creating on first use) a data directory: key, bootstrap token, default log.
 
     `indexer`: "thread" runs the search indexer in this process; "process" in a child
-    process (what `serve` does: it then uses the second core instead of the GIL)."""
+    process (what `serve` does: it then uses the second core instead of the GIL);
+    "none" runs none (nodes of a scaled-out deployment that only ingest or read).
+    `appender`: appends go there (the ingest bus) instead of to local sequencers."""
     store = data.open_backend()
     try:
-        return _open(data, store, origin_prefix, with_index, indexer, sequencer_options)
+        return _open(data, store, origin_prefix, with_index, indexer, sequencer_options,
+                     appender)
     except BaseException:
         store.close()
         raise
 
 
-def _open(data: DataDir, store: SQLiteBackend, origin_prefix: str, with_index: bool,
-          indexer: str, sequencer_options: dict[str, Any] | None) -> Node:
+def _open(data: DataDir, store: Backend, origin_prefix: str, with_index: bool,
+          indexer: str, sequencer_options: dict[str, Any] | None,
+          appender: Appender | None) -> Node:
     keys = KeyRing(store, data.keys)
     keys.ensure()
     created = False
@@ -159,15 +190,20 @@ def _open(data: DataDir, store: SQLiteBackend, origin_prefix: str, with_index: b
         write_secret(data.admin_token, secret + "\n")
         created = True
     logs = LogService(store, keys, origin_prefix=origin_prefix, journal_dir=data.journal,
-                      sequencer_options=sequencer_options)
-    logs.sequencer("default")
+                      sequencer_options=sequencer_options, appender=appender)
+    bus = appender is not None
+    if bus:
+        store.open_log("default", logs.origin("default"))
+    else:
+        logs.sequencer("default")
     index = None
     follower: Indexer | IndexerProcess | None = None
     if with_index:
-        index = SearchIndex(data.search_db)
+        index = open_index(data.index_url)
         if indexer == "process":
-            follower = IndexerProcess(data.db, data.search_db, store, index)
-        else:
+            follower = IndexerProcess(data.store_url, data.index_url,
+                                      Path(f"{data.search_db}.lock"), store, index)
+        elif indexer == "thread":
             follower = Indexer(store, index)
             logs.on_commit(follower.notify)
     return Node(store, keys, logs, index, follower, data, created)

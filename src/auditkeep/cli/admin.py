@@ -11,17 +11,17 @@ from rich.table import Table
 
 from auditkeep.auth import SCOPES, create_token
 from auditkeep.cli.main import EXIT_USAGE, CliError
-from auditkeep.datadir import DataDir, data_path
+from auditkeep.datadir import DataDir, data_dir
 from auditkeep.log.keys import KeyRing
-from auditkeep.storage.sqlite import SQLiteBackend
+from auditkeep.storage.base import Backend
 
 data_option = click.option("--data", "data", envvar="AUDITKEEP_DATA", default=None,
                            metavar="DIR", help="Data directory [env AUDITKEEP_DATA].")
 
 
 @contextmanager
-def _backend(data: str | None) -> Iterator[tuple[DataDir, SQLiteBackend]]:
-    d = DataDir(data_path(data))
+def _backend(data: str | None) -> Iterator[tuple[DataDir, Backend]]:
+    d = data_dir(data)
     d.require()
     store = d.open_backend()
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from auditkeep.datadir import DataDir, data_path
+from auditkeep.datadir import data_dir
 from auditkeep.log.keys import KeyRing
 from auditkeep.log.service import LogService
 
@@ -22,7 +22,7 @@ def compact(data: str | None) -> None:
     """Keep every checkpoint of the last hour, one per hour for a week, one per day
     before that, and the first and newest; drop the rest from the database and the
     journal. Safe while the server runs; checkpoints that do not check out are kept."""
-    d = DataDir(data_path(data))
+    d = data_dir(data)
     d.require()
     store = d.open_backend()
     try:

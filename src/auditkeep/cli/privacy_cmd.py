@@ -14,7 +14,7 @@ from rich.text import Text
 from auditkeep.cli.http import Api, url_option
 from auditkeep.cli.main import EXIT_USAGE, CliError
 from auditkeep.cli.render import console
-from auditkeep.datadir import DataDir, data_path
+from auditkeep.datadir import data_dir
 from auditkeep.privacy.detectors import DEFAULT_DETECTORS, DETECTORS
 
 _tenant = click.option("--tenant", default=None, help="Admin tokens: the tenant to act on.")
@@ -100,7 +100,7 @@ def scan_pii(data: str | None, tenants: tuple[str, ...], detectors: tuple[str, .
     if unknown:
         raise CliError(f"--detector: unknown detector {unknown[0]!r} (one of "
                        f"{', '.join(DETECTORS)})", EXIT_USAGE)
-    d = DataDir(data_path(data))
+    d = data_dir(data)
     d.require()
     store = d.open_backend()
     try:

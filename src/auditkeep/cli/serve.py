@@ -175,7 +175,7 @@ def _ingest_workers(n: Node, d: DataDir, config: ServerConfig | None, count: int
     count = default_ingest_workers() if count is None else count
     if count == 0:
         return None
-    workers = IngestWorkers(count, d.db, config, n.options["pipelines"])
+    workers = IngestWorkers(count, d.store_url, config, n.options["pipelines"])
     workers.start()
     n.options["ingest_workers"] = workers
     return workers

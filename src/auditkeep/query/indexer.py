@@ -168,9 +168,10 @@ class IndexerProcess(_Following):
     competing with ingest for the GIL. It polls every `poll` seconds, holds a lock file
     so only one indexer works on a data directory, and exits when its parent dies."""
 
-    def __init__(self, db: Path, search_db: Path, store: Backend, index: SearchIndex,
-                 *, poll: float = 0.05) -> None:
-        self._args = (str(db), str(search_db), poll)
+    def __init__(self, db: str, search_db: str, lock: Path, store: Backend,
+                 index: SearchIndex, *, poll: float = 0.05) -> None:
+        # `db`, `search_db`: a SQLite path each, or the same PostgreSQL URL twice.
+        self._args = (db, search_db, str(lock), poll)
         self._store = store
         self._index = index
         self._proc: multiprocessing.process.BaseProcess | None = None
@@ -196,13 +197,13 @@ class IndexerProcess(_Following):
 
 
 
-def _index_forever(db: str, search_db: str, poll: float, parent: int) -> None:
-    from auditkeep.storage.sqlite import SQLiteBackend
+def _index_forever(db: str, search_db: str, lock_path: str, poll: float, parent: int) -> None:
+    from auditkeep.storage.open import open_index, open_store
 
-    lock = open(search_db + ".lock", "a")  # noqa: SIM115 -- held for the process's life
+    lock = open(lock_path, "a")  # noqa: SIM115 -- held for the process's life
     fcntl.flock(lock, fcntl.LOCK_EX)  # wait for a previous indexer to finish its batch
-    store = SQLiteBackend(db)
-    indexer = Indexer(store, SearchIndex(search_db))
+    store = open_store(db)
+    indexer = Indexer(store, open_index(search_db))
     while os.getppid() == parent:
         try:
             busy = indexer.run_once()

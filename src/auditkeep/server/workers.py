@@ -52,7 +52,7 @@ class IngestWorkers:
     """`count` worker processes, each fed by its own thread in the server process (the
     threads block on pipes with the GIL released)."""
 
-    def __init__(self, count: int, db: Path, config: ServerConfig | None,
+    def __init__(self, count: int, db: str | Path, config: ServerConfig | None,
                  pipelines: Pipelines, *, max_queued_bytes: int = MAX_QUEUED_BYTES) -> None:
         if count < 1:
             raise ValueError("IngestWorkers needs at least one worker")
@@ -272,12 +272,12 @@ _K = TypeVar("_K")
 
 def _work(conn: _Conn, parent: int, db: str, config: ServerConfig | None) -> None:
     from auditkeep.pipeline.schemas import ActionSchemas
-    from auditkeep.storage.sqlite import SQLiteBackend
+    from auditkeep.storage.open import open_store
 
     # Ctrl-C reaches the whole process group; the server stops us by closing the pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.set_threshold(200_000, 20, 100)  # as `serve` does, for the same reason
-    store = SQLiteBackend(db, cache_mib=4)  # read only: the action schemas
+    store = open_store(db, cache_mib=4)  # read only: the action schemas
     pipelines = Pipelines(config, ActionSchemas(store), secret=store.secret(PSEUDONYM_SECRET))
     generation = 0
     try:
