@@ -196,15 +196,16 @@ class PostgresBackend:
                     [(log_id, lvl, idx, bytes(buf))
                      for (lvl, idx), buf in tile_groups(commit.nodes).items()])
                 if commit.dedup:
-                    # seqs are new (the log was at first_seq), so no key can conflict
+                    # seqs are new (the log was at first_seq), so no key can conflict. %b:
+                    # a binary array, ~25% less than text for 1,000 keys (no quoting).
                     cur.execute("INSERT INTO dedup (log_id, key, seq) SELECT %s, k, %s + o - 1 "
-                                "FROM unnest(%s::bigint[]) WITH ORDINALITY AS d(k, o)",
+                                "FROM unnest(%b::bigint[]) WITH ORDINALITY AS d(k, o)",
                                 (log_id, commit.first_seq, commit.dedup))
                 if commit.subjects:
                     pairs = [(key, seq) for seq, keys in commit.subjects.items()
                              for key in keys]
                     cur.execute("INSERT INTO subjects (log_id, key, seq) SELECT %s, k, s "
-                                "FROM unnest(%s::bigint[], %s::bigint[]) AS u(k, s) "
+                                "FROM unnest(%b::bigint[], %b::bigint[]) AS u(k, s) "
                                 "ON CONFLICT DO NOTHING",
                                 (log_id, [k for k, _ in pairs], [s for _, s in pairs]))
                 if commit.checkpoint is not None:
