@@ -19,6 +19,7 @@ import bisect
 import contextlib
 import getpass
 import os
+import struct
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -96,7 +97,8 @@ class PostgresBackend:
                 f"{_first_line(exc)}")) from None
         self._pool: ConnectionPool[_Conn] = ConnectionPool(
             conninfo, min_size=1, max_size=max(pool_size, 1), kwargs={"autocommit": True},
-            open=False, name="auditkeep")
+            # a call waits this long for a connection, then fails (StorageError), not 30 s
+            timeout=float(params["connect_timeout"]) + 5, open=False, name="auditkeep")
         try:
             self._pool.open(wait=True, timeout=float(params["connect_timeout"]) + 5)
         except psycopg.Error as exc:
@@ -374,8 +376,10 @@ class PostgresBackend:
 
         PostgreSQL cannot overwrite freed space the way SQLite's secure_delete does:
         after VACUUM the old bytes are unreachable through SQL, but they stay in the WAL
-        segments until those are recycled (and in any WAL archive or base backup), and
-        in the free space of pages until new rows overwrite it."""
+        segments until those are recycled (and in any WAL archive, replica or base
+        backup), and in the free space of pages until new rows overwrite it. A
+        transaction older than the erasure keeps the old row versions alive until it
+        ends; autovacuum removes them after that."""
         log_id = erasure.log_id
         with self._write(f"erasing personal data in log {log_id}") as w:
             self._erase(w, erasure)
@@ -712,9 +716,16 @@ def _describe(params: dict[str, Any]) -> str:
     """host:port (user U, database D), with libpq's defaults filled in."""
     host = params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST", "localhost")
     port = params.get("port") or os.environ.get("PGPORT", "5432")
-    user = params.get("user") or os.environ.get("PGUSER") or getpass.getuser()
+    user = params.get("user") or os.environ.get("PGUSER") or _os_user()
     dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user
     return f"{host}:{port} (user {user}, database {dbname})"
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()  # libpq's default user
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return "?"
 
 
 def _cause(exc: BaseException) -> str:
@@ -769,6 +780,9 @@ def _pack_rows(commit: Commit) -> _Rows:
 
 
 def _split_digests(digests: bytes, count: int) -> list[bytes]:
+    # one struct.unpack, as sqlite.py measured: several times faster than slicing
+    if len(digests) == 32 * count:
+        return list(struct.unpack("32s" * count, digests))
     return [digests[i * 32 : i * 32 + 32] for i in range(count)]
 
 
