@@ -17,7 +17,7 @@ from auditkeep.log import merkle
 from auditkeep.storage.base import Commit, DetectCommit, Erasure, Lease
 from auditkeep.storage.codec import unpack_entries, unpack_json
 from auditkeep.storage.postgres import CONNECT_TIMEOUT, PostgresBackend
-from tests.services import PG_URL, pg_available
+from tests.services import PG_URL, pg_available, with_schema
 
 T = TypeVar("T")
 
@@ -109,6 +109,15 @@ class TestOpening:
         message = str(info.value)
         assert "\n" not in message and "pw0rd" not in message
         assert message.endswith('invalid integer value "notaport" for connection option "port"')
+
+
+    def test_a_search_path_naming_no_schema_is_a_config_error(self) -> None:
+        with pytest.raises(ConfigError) as info:
+            PostgresBackend(with_schema(PG_URL, "auditkeep_no_such_schema"))
+        message = str(info.value)
+        assert "\n" not in message
+        assert message.startswith("cannot prepare the auditkeep tables in PostgreSQL at ")
+        assert "no schema has been selected" in message
 
 
 class TestSharedDatabase:
