@@ -179,6 +179,15 @@ class TestTokens:
         assert again is not None and again.revoked == "later"
 
 
+    def test_tokens_export_with_their_hashes(self, store: Backend) -> None:
+        a = TokenRecord("tok_a", "acme", ("read", "write"), "a", "2026-01-01T00:00:00Z")
+        b = TokenRecord("tok_b", None, ("admin",), "b", "2026-01-02T00:00:00Z", "later")
+        store.put_token(b"b" * 32, b)
+        store.put_token(b"a" * 32, a)
+        assert sorted(store.export_tokens(), key=lambda ht: ht[0]) == [
+            (b"a" * 32, a), (b"b" * 32, b)]  # the order is not part of the contract
+
+
 def alert(id: str, created: str, *, tenant: str = "acme", rule: str = "r1", level: str = "high",
           status: str = "open", dedup_key: str = "k", body: str = "{}") -> AlertRecord:
     return AlertRecord(id, tenant, rule, level, status, dedup_key, created, created, body)
@@ -475,6 +484,13 @@ class TestPrivacy:
         assert len(a) == 32
         assert store.secret("pseudonym") == a
         assert store.secret("other") != a
+
+    def test_secrets_export_and_an_import_keeps_an_existing_one(self, store: Backend) -> None:
+        made = store.secret("pseudonym")
+        store.import_secret("pseudonym", b"x" * 32)
+        store.import_secret("other", b"y" * 32)
+        assert store.export_secrets() == {"other": b"y" * 32, "pseudonym": made}
+        assert store.secret("other") == b"y" * 32
 
     def test_subject_keys_find_their_seqs(self, store: Backend) -> None:
         log_id, _ = self._log(store)

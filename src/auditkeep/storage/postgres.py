@@ -696,6 +696,24 @@ class PostgresBackend:
             w.execute("UPDATE signing_keys SET retired = %s WHERE public_key = %s",
                       (when, public_key))
 
+    # migration (storage/migrate.py is the only caller) ---------------------------
+
+    def export_secrets(self) -> dict[str, bytes]:
+        with self._read("reading secrets") as c:
+            rows = c.execute("SELECT name, value FROM secrets ORDER BY name").fetchall()
+        return {str(n): bytes(v) for n, v in rows}
+
+    def import_secret(self, name: str, value: bytes) -> None:
+        with self._write("storing a secret") as w:
+            w.execute("INSERT INTO secrets (name, value) VALUES (%s, %s) "
+                      "ON CONFLICT (name) DO NOTHING", (name, value))
+
+    def export_tokens(self) -> list[tuple[bytes, TokenRecord]]:
+        with self._read("reading tokens") as c:
+            rows = c.execute("SELECT hash, id, tenant, scopes, name, created, revoked "
+                             "FROM tokens ORDER BY created, id").fetchall()
+        return [(bytes(r[0]), _token(r[1:])) for r in rows]
+
     def close(self) -> None:
         self._packer.shutdown(wait=True)
         self._pool.close()
