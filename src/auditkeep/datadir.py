@@ -121,9 +121,10 @@ class Node:
     rejections: dict[int, int] = field(default_factory=dict)  # ingest refusals by status
     compactor: CheckpointCompactor | None = None
 
-    def start(self, compact_every: float = HOUR) -> None:
+    def start(self, compact_every: float = HOUR, *, compact: bool = True) -> None:
         """Start the indexer, detection and the scheduled PII scan (if set up), and
-        checkpoint compaction now and every `compact_every` s."""
+        checkpoint compaction now and every `compact_every` s (unless not `compact`:
+        nodes that only ingest or read leave that to the sequencers)."""
         if self.indexer is not None:
             self.indexer.start()
         detection = self.options.get("detection")
@@ -132,7 +133,7 @@ class Node:
         scan = self.options.get("pii_scan")
         if scan is not None:
             scan.start()
-        if self.compactor is None:
+        if self.compactor is None and compact:
             self.compactor = CheckpointCompactor(
                 lambda stopping: self.logs.compact_checkpoints(stopping=stopping), compact_every)
             self.compactor.start()

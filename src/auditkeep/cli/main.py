@@ -57,6 +57,7 @@ def _register() -> None:
         import_cmd,
         investigate,
         journal_cmd,
+        migrate_cmd,
         privacy_cmd,
         rules_cmd,
         schemas_cmd,
@@ -85,6 +86,7 @@ def _register() -> None:
     cli.add_command(privacy_cmd.erase)
     cli.add_command(privacy_cmd.subjects)
     cli.add_command(privacy_cmd.scan_pii)
+    cli.add_command(migrate_cmd.migrate)
 
 
 _register()

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from auditkeep.cli.main import EXIT_FAILURE, EXIT_USAGE, CliError
-from auditkeep.datadir import DataDir, data_path
+from auditkeep.datadir import data_dir
 from auditkeep.errors import NoteError
 from auditkeep.log.keys import KeyRing
 from auditkeep.log.note import Verifier
@@ -24,12 +24,16 @@ def _journal(path: Path) -> list[str]:
 @click.command()
 @click.option("--data", "data", envvar="AUDITKEEP_DATA", default=None, metavar="DIR",
               help="Data directory [env AUDITKEEP_DATA].")
+@click.option("--storage", default=None, envvar="AUDITKEEP_STORAGE", metavar="URL",
+              help="Verify the logs in this PostgreSQL database (the keys and journal stay "
+                   "in --data) [env AUDITKEEP_STORAGE].")
 @click.option("--log", "only", multiple=True, help="Verify only these logs (repeatable).")
 @click.option("--key", "trusted", multiple=True, metavar="VKEY",
               help="Trust only these verifier keys (name+id+key), not the database's list.")
-def verify(data: str | None, only: tuple[str, ...], trusted: tuple[str, ...]) -> None:
+def verify(data: str | None, storage: str | None, only: tuple[str, ...],
+           trusted: tuple[str, ...]) -> None:
     """Recompute every leaf and root; check every checkpoint. Exit 1 if anything is wrong."""
-    d = DataDir(data_path(data))
+    d = data_dir(data, storage)
     d.require()
     try:
         given = [Verifier.parse(k) for k in trusted]

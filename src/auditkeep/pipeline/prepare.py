@@ -253,7 +253,7 @@ def prepare(
             if committed:
                 personal = {**(personal or {}), **committed}
         head, tail = split_entry(fields, plain)
-        subjects = _subjects(fields["actor"]["id"], personal) \
+        subjects = subject_keys(fields["actor"]["id"], personal) \
             if personal is not None or original is not None else ()
         out.append(Pending(event_id, explicit, fields, _sha256(raw).digest(), personal,
                            dedup_key(event_id, assigned=not explicit), plain, head, tail,
@@ -325,7 +325,8 @@ def _commit_fields(fields: dict[str, Any], redactions: list[Any], at: str
     return problems or out
 
 
-def _subjects(actor_id: str, personal: dict[str, list[Any]] | None) -> tuple[int, ...]:
+def subject_keys(actor_id: str, personal: dict[str, list[Any]] | None) -> tuple[int, ...]:
+    """The subject index keys of an event with these personal values (or a raw)."""
     keys = [subject_key(actor_id)]
     for path, (_salt, value) in (personal or {}).items():
         if type(value) is str and path not in ("actor.ip", "actor.user_agent",

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from auditkeep.errors import FieldProblem, PayloadTooLarge
+from auditkeep.errors import FieldProblem, PayloadTooLarge, ValidationError
 from auditkeep.log.sequencer import AppendResult
 from auditkeep.pipeline.validate import MAX_BODY_BYTES
 from auditkeep.server.batches import IngestJob, prepare_batch
@@ -38,9 +38,25 @@ def _too_large(n: int, limit: int) -> PayloadTooLarge:
                                                   f">= {n} bytes")])
 
 
+WAIT_MODES = ("committed", "accepted")
+
+
+def wait_mode(request: Request) -> str:
+    """`?wait=committed` (default): answer after the commit, with receipts.
+    `?wait=accepted`: answer 202 once the ingest bus holds the events durably (without
+    a bus, the commit is that moment, so it answers as `committed` does)."""
+    mode = request.query_params.get("wait", "committed")
+    if mode not in WAIT_MODES:
+        raise ValidationError(f"wait={mode!r} is not one of committed, accepted", problems=[
+            FieldProblem("/query/wait", "unknown acknowledgement mode",
+                         "committed | accepted", mode)])
+    return mode
+
+
 async def post_events(request: Request) -> Response:
     who = caller(request)
     who.require("ingest")
+    mode = wait_mode(request)
     routed = request.query_params.get("tenant")
     tenant = who.tenant_for(routed)
     body = await read_body(request)
@@ -57,8 +73,18 @@ async def post_events(request: Request) -> Response:
     if not batch.pendings:  # every event was dropped by a configured stage (counted)
         return json_response({"tenant": batch.tenant, "receipts": [], **extra,
                               "checkpoint": n.logs.checkpoint(batch.tenant).note})
+    if mode == "accepted" and n.logs.appender is not None:
+        ids = await asyncio.wrap_future(n.logs.accept(batch.tenant, batch.pendings))
+        return accepted_response(batch.tenant, ids, **extra)
     result = await asyncio.wrap_future(n.logs.append(batch.tenant, batch.pendings))
     return receipts_response(batch.tenant, result, **extra)
+
+
+def accepted_response(tenant: str, ids: list[str], **extra: Any) -> Response:
+    """202: durably on the ingest bus, not yet sequenced; each receipt comes later from
+    GET /v1/events/{id}."""
+    return json_response({"tenant": tenant, "status": "accepted", "ids": ids, **extra},
+                         status=202)
 
 
 def receipts_response(tenant: str, result: AppendResult, **extra: Any) -> Response:

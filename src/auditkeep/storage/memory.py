@@ -405,6 +405,18 @@ class MemoryBackend:
                 if k.public_key == public_key:
                     k.retired = when
 
+    def export_secrets(self) -> dict[str, bytes]:
+        with self._lock:
+            return dict(self._secrets)
+
+    def import_secret(self, name: str, value: bytes) -> None:
+        with self._lock:
+            self._secrets.setdefault(name, value)
+
+    def export_tokens(self) -> list[tuple[bytes, TokenRecord]]:
+        with self._lock:
+            return [(h, dataclasses.replace(t)) for h, t in self._tokens.items()]
+
     def close(self) -> None:
         pass
 

@@ -700,6 +700,22 @@ class SQLiteBackend:
             w.execute("UPDATE signing_keys SET retired = ? WHERE public_key = ?",
                       (when, public_key))
 
+    def export_secrets(self) -> dict[str, bytes]:
+        with mapped_errors("reading secrets"):
+            return {n: bytes(v) for n, v in self._reader().execute(
+                "SELECT name, value FROM secrets ORDER BY name")}
+
+    def import_secret(self, name: str, value: bytes) -> None:
+        with self._write("storing a secret") as w:
+            w.execute("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", (name, value))
+
+    def export_tokens(self) -> list[tuple[bytes, TokenRecord]]:
+        with mapped_errors("reading tokens"):
+            rows = self._reader().execute(
+                "SELECT hash, id, tenant, scopes, name, created, revoked FROM tokens "
+                "ORDER BY created, id").fetchall()
+        return [(bytes(r[0]), _token(r[1:])) for r in rows]
+
     def close(self) -> None:
         self._packer.shutdown(wait=True)
         self._conns.close()
