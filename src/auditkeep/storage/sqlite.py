@@ -189,6 +189,13 @@ class SQLiteBackend:
         with self._write(f"appending to log {log_id}") as w:
             if commit.fence is not None:
                 _check_fence(w, commit.fence)
+            # First, so a stale writer is refused as fenced before any row collides.
+            cur = w.execute("UPDATE logs SET size = ?, root = ?, bus_seq = coalesce(?, bus_seq) "
+                            "WHERE id = ? AND size = ?",
+                            (commit.size, commit.root, commit.bus_seq, log_id, commit.first_seq))
+            if cur.rowcount != 1:
+                raise FencedError(
+                    f"log {log_id} is not at size {commit.first_seq}; a second writer?")
             w.executemany(
                 "INSERT INTO tiles (log_id, level, idx, hashes) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (log_id, level, idx) DO UPDATE SET "
@@ -211,12 +218,6 @@ class SQLiteBackend:
                 w.executemany("INSERT OR IGNORE INTO subjects (log_id, key, seq) VALUES (?, ?, ?)",
                               [(log_id, key, seq) for seq, keys in commit.subjects.items()
                                for key in keys])
-            cur = w.execute("UPDATE logs SET size = ?, root = ?, bus_seq = coalesce(?, bus_seq) "
-                            "WHERE id = ? AND size = ?",
-                            (commit.size, commit.root, commit.bus_seq, log_id, commit.first_seq))
-            if cur.rowcount != 1:
-                raise FencedError(
-                    f"log {log_id} is not at size {commit.first_seq}; a second writer?")
             if commit.checkpoint is not None:
                 self._insert_checkpoint(w, log_id, commit.checkpoint)
 
