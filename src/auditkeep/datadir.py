@@ -127,18 +127,33 @@ class Node:
         nodes that only ingest or read leave that to the sequencers)."""
         if self.indexer is not None:
             self.indexer.start()
-        detection = self.options.get("detection")
-        if detection is not None:
-            detection.start()
-        scan = self.options.get("pii_scan")
-        if scan is not None:
-            scan.start()
+        leased = self.options.get("leased")
+        if leased is not None:  # scaled out: one process of the deployment runs these
+            leased.start()
+        else:
+            self.start_background()
         if self.compactor is None and compact:
             self.compactor = CheckpointCompactor(
                 lambda stopping: self.logs.compact_checkpoints(stopping=stopping), compact_every)
             self.compactor.start()
 
+    def start_background(self) -> None:
+        """Detection and the scheduled PII scan (those set up)."""
+        for name in ("detection", "pii_scan"):
+            job = self.options.get(name)
+            if job is not None:
+                job.start()
+
+    def stop_background(self) -> None:
+        for name in ("pii_scan", "detection"):
+            job = self.options.get(name)
+            if job is not None:
+                job.stop()
+
     def close(self) -> None:
+        leased = self.options.pop("leased", None)
+        if leased is not None:
+            leased.stop()
         if self.compactor is not None:
             self.compactor.stop()
         scan = self.options.get("pii_scan")

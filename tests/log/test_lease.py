@@ -89,3 +89,29 @@ def test_a_keeper_renews_and_a_second_holder_waits(store: Backend) -> None:
     first = a.epoch
     a.stop()  # releases: b takes it at once
     assert b.acquire() and b.epoch == first + 1 and not lost
+
+
+def test_leased_work_runs_in_one_process_at_a_time_and_moves_on(store: Backend) -> None:
+    from auditkeep.log.lease import LeasedWork
+
+    running: dict[str, bool] = {"a": False, "b": False}
+
+    def work(name: str) -> LeasedWork:
+        return LeasedWork(store, name, 0.6, lambda: running.__setitem__(name, True),
+                          lambda: running.__setitem__(name, False))
+
+    a, b = work("a"), work("b")
+    a.start()
+    deadline = time.monotonic() + 3
+    while not running["a"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    b.start()
+    time.sleep(1.0)
+    assert running == {"a": True, "b": False}
+    a.stop()  # releases: b takes over within a renewal period
+    deadline = time.monotonic() + 3
+    while not running["b"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert running == {"a": False, "b": True}
+    b.stop()
+    assert running["b"] is False

@@ -64,6 +64,12 @@ class Engine(BackgroundLoop):
     def step(self) -> bool:
         return self.run_once()
 
+    def forget(self) -> None:
+        """Drop the cached cursors and window state: the next pass reloads them from the
+        store (where another process may have moved them while this one did not run)."""
+        self._evaluator = None
+        self._cursors = None
+
     def lag(self) -> dict[str, int]:
         cursors = self._cursors if self._cursors is not None else self._store.detect_cursors()
         return {i.name: i.size - cursors.get(i.id, 0) for i in self._store.list_logs()}

@@ -120,6 +120,7 @@ class Detection:
         return parse_alerting(text, "alerting.yaml") if text else AlertingConfig()
 
     def start(self) -> None:
+        self.engine.forget()  # a restart (a background lease regained) reads the store anew
         self.engine.start()
         self.recorder.start()
         self.dispatcher.start()

@@ -120,3 +120,50 @@ class LeaseKeeper:
         while not self._stop.wait(self.ttl / 3):
             if not self.renew():
                 return
+
+
+#: The lease of no log (log ids start at 1): who runs the deployment's single-process
+#: background work (detection, the PII scan).
+BACKGROUND = 0
+
+
+class LeasedWork:
+    """Work that one process of a deployment runs at a time: started while this process
+    holds the BACKGROUND lease, stopped when it loses it, tried again every `ttl / 3` s
+    (so it moves to another sequencer within about a lease when its process dies)."""
+
+    def __init__(self, store: Backend, holder: str, ttl: float,
+                 start: Callable[[], None], stop: Callable[[], None]) -> None:
+        self._keeper = LeaseKeeper(store, BACKGROUND, holder, ttl)
+        self._start, self._stop_work = start, stop
+        self._running = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="leased-work")
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(self._keeper.ttl)
+        if self._running:
+            self._stop_work()
+            self._running = False
+        self._keeper.stop(release=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self._running and not self._keeper.renew():
+                    self._running = False
+                    self._stop_work()
+                elif not self._running and self._keeper.acquire():
+                    self._running = True
+                    self._start()
+            except AuditkeepError:
+                log.warning("background lease: the store failed", exc_info=True)
+            self._stop.wait(self._keeper.ttl / 3)
