@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from auditkeep.errors import FieldProblem, ValidationError
 from auditkeep.query import fields, rollups
@@ -19,6 +19,9 @@ from auditkeep.query.ast import Node
 from auditkeep.query.index import SearchIndex, Window
 from auditkeep.query.rollups import HOUR_US, MINUTE_US
 from auditkeep.query.sql import KEY_ID, Condition, compile_where
+
+if TYPE_CHECKING:
+    from auditkeep.query.pgindex import PgSearchIndex
 
 #: Named intervals and what `auto` may pick, smallest first.
 INTERVALS = {"1m": MINUTE_US, "5m": 5 * MINUTE_US, "15m": 15 * MINUTE_US,
@@ -33,6 +36,24 @@ class Histogram:
     interval: str
     width_us: int
     buckets: list[tuple[int, int]]  # (start_us, count), every bucket in the window
+
+
+class Aggregates(Protocol):
+    """What the servers ask of an aggregator, whichever index answers."""
+
+    def total(self) -> int: ...
+    def groups(self, paths: list[str], top: int) -> list[tuple[list[Any], int]]: ...
+    def distinct(self, path: str) -> int: ...
+    def histogram(self, interval: str, now_us: int) -> Histogram: ...
+
+
+def aggregator(index: SearchIndex | PgSearchIndex, log_id: int, node: Node,
+               window: Window) -> Aggregates:
+    """The aggregator of `index`'s kind: SQLite reads its rollups, PostgreSQL groups the
+    events (`query.pgaggregate`); the answers are the same."""
+    if isinstance(index, SearchIndex):
+        return Aggregator(index, log_id, node, window)
+    return index.aggregator(log_id, node, window)
 
 
 def check_group_field(path: str, param: str) -> str:

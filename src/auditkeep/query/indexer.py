@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -21,6 +21,9 @@ from auditkeep.background import BackgroundLoop
 from auditkeep.errors import AuditkeepError
 from auditkeep.query.index import SearchIndex
 from auditkeep.storage.base import Backend
+
+if TYPE_CHECKING:
+    from auditkeep.query.pgindex import PgSearchIndex
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ class _Following:
     """What both indexer flavours share: how far behind the logs the index is."""
 
     _store: Backend
-    _index: SearchIndex
+    _index: SearchIndex | PgSearchIndex
 
     def notify(self, _log: str = "", _size: int = 0) -> None:
         """Called after each commit."""
@@ -61,7 +64,8 @@ class _Following:
 
 
 class Indexer(BackgroundLoop, _Following):
-    def __init__(self, store: Backend, index: SearchIndex, *, idle_wait: float = 0.5) -> None:
+    def __init__(self, store: Backend, index: SearchIndex | PgSearchIndex, *,
+                 idle_wait: float = 0.5) -> None:
         super().__init__("indexer", idle_wait)
         self._store = store
         self._index = index
@@ -149,7 +153,7 @@ def parsed_raws(raws: dict[int, tuple[str, bytes]]) -> dict[int, Any]:
 NOT_JSON = frozenset({"otlp.protobuf", "syslog"})
 
 
-def index_lag(store: Backend, index: SearchIndex) -> dict[str, dict[str, int]]:
+def index_lag(store: Backend, index: SearchIndex | PgSearchIndex) -> dict[str, dict[str, int]]:
     """Per log: committed size; how far the columns and free text (`indexed`) and every
     other field (`fields_indexed`) go; `lag`, what is not yet fully searchable."""
     cursors = index.cursors()

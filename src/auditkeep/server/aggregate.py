@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from auditkeep.errors import ValidationError
-from auditkeep.query.aggregate import Aggregator, check_group_field
+from auditkeep.query.aggregate import aggregator, check_group_field
 from auditkeep.server import params
 from auditkeep.server.context import json_response, node, record_access
 from auditkeep.server.search import SEARCH_PARAMS, scope
@@ -34,7 +34,7 @@ async def aggregate(request: Request) -> Response:
     log = n.store.get_log(s.tenant)
     out: dict[str, object] = {"total": 0, "groups": None, "histogram": None, "distinct": None}
     if log is not None:
-        agg = Aggregator(n.index, log.id, s.node, s.window)
+        agg = aggregator(n.index, log.id, s.node, s.window)
         out["total"] = agg.total()
         if group_by:
             out["group_by"] = group_by

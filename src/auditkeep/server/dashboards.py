@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from auditkeep.datadir import Node
 from auditkeep.errors import NotFoundError
-from auditkeep.query.aggregate import Aggregator
+from auditkeep.query.aggregate import Aggregates, aggregator
 from auditkeep.query.fields import time_us
 from auditkeep.query.index import Window
 from auditkeep.query.lang import parse
@@ -42,10 +42,10 @@ class _Board:
         log = self.n.store.get_log(tenant)
         self.log_id = log.id if log is not None else None
 
-    def agg(self, query: str, since_us: int) -> Aggregator | None:
+    def agg(self, query: str, since_us: int) -> Aggregates | None:
         if self.log_id is None or self.n.index is None:
             return None
-        return Aggregator(self.n.index, self.log_id, parse(query), Window(since_us, None))
+        return aggregator(self.n.index, self.log_id, parse(query), Window(since_us, None))
 
     def count(self, query: str, since_us: int) -> int:
         a = self.agg(query, since_us)
