@@ -1,16 +1,21 @@
-"""The SQL back end and the in-memory predicate agree: random queries over random events
-select the same events through the real search index (a SQLite file) and in Python."""
+"""The SQL back ends and the in-memory predicate agree: random queries over random events
+select the same events through the real search index (a SQLite file, and PostgreSQL)
+and in Python."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auditkeep.query.index import SearchIndex, Window
 from auditkeep.query.lang import parse
+from auditkeep.query.pgindex import PgSearchIndex
 from auditkeep.query.predicate import matches
 
 WORDS = ["alice", "bob", "svc-1", "Zoë", "orders/1", "orders/2", "a*b", "x[1]", "1000", "10",
@@ -99,23 +104,47 @@ queries = st.recursive(
 RAWS = [{"verb": "delete", "user": {"name": "alice"}}, {"verb": "get"}, None]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.data_too_large])
+#: A fresh, empty log: an index and the log id to write (SQLite: a new file for each;
+#: PostgreSQL: one schema for the test, a new log id for each, as opening is slower).
+FreshLog = Callable[[], tuple[SearchIndex | PgSearchIndex, int]]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_log(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[FreshLog]:
+    opened: list[SearchIndex | PgSearchIndex] = []
+    if request.param == "postgresql":
+        shared = PgSearchIndex(request.getfixturevalue("pg_url"))
+        opened.append(shared)
+        ids = itertools.count(1)
+
+        def fresh() -> tuple[SearchIndex | PgSearchIndex, int]:
+            return shared, next(ids)
+    else:
+        def fresh() -> tuple[SearchIndex | PgSearchIndex, int]:
+            while opened:
+                opened.pop().close()
+            opened.append(SearchIndex(Path(tmp_path_factory.mktemp("ix")) / "search.db"))
+            return opened[-1], 1
+    yield fresh
+    for index in opened:
+        index.close()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 @given(data=st.data(), qs=st.lists(queries, min_size=1, max_size=8))
-def test_sql_and_memory_select_the_same_events(tmp_path_factory: Any, data: Any,
+def test_sql_and_memory_select_the_same_events(fresh_log: FreshLog, data: Any,
                                                qs: list[str]) -> None:
     recs = [data.draw(records(seq)) for seq in range(12)]
     raws = {r["seq"]: RAWS[r["seq"] % 3] for r in recs if RAWS[r["seq"] % 3] is not None}
-    index = SearchIndex(Path(tmp_path_factory.mktemp("ix")) / "search.db")
-    try:
-        index.add(1, recs, len(recs), raws)
-        for q in qs:
-            node = parse(q)
-            in_sql = sorted(s for _, s in index.search(1, node, Window(), limit=100))
-            in_memory = sorted(r["seq"] for r in recs if matches(node, r, raws.get(r["seq"])))
-            assert in_sql == in_memory, q
-    finally:
-        index.close()
+    index, log_id = fresh_log()
+    index.add(log_id, recs, len(recs), raws)
+    for q in qs:
+        node = parse(q)
+        in_sql = sorted(s for _, s in index.search(log_id, node, Window(), limit=100))
+        in_memory = sorted(r["seq"] for r in recs if matches(node, r, raws.get(r["seq"])))
+        assert in_sql == in_memory, q
 
 
 def test_the_generated_queries_are_not_trivial(tmp_path: Path) -> None:
