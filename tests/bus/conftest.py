@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,12 +47,12 @@ def logs(store: SQLiteBackend, keys: Path) -> Iterator[LogService]:
 
 
 @pytest.fixture
-def make_bus(nats_url: str, bus_prefix: str) -> Iterator[Callable[[], Bus]]:
+def make_bus(nats_url: str, bus_prefix: str) -> Iterator[Callable[..., Bus]]:
     """Connections to the test's own stream (deleted at teardown)."""
     made: list[Bus] = []
 
-    def make() -> Bus:
-        bus = Bus(nats_url, stream=bus_prefix, prefix=bus_prefix.lower(), connect_timeout=5)
+    def make(**options: Any) -> Bus:
+        bus = Bus(nats_url, stream=bus_prefix, prefix=bus_prefix.lower(), **options)
         bus.connect()
         made.append(bus)
         return bus
@@ -65,7 +66,7 @@ def make_bus(nats_url: str, bus_prefix: str) -> Iterator[Callable[[], Bus]]:
 
 
 @pytest.fixture
-def bus(make_bus: Callable[[], Bus]) -> Bus:
+def bus(make_bus: Callable[..., Bus]) -> Bus:
     return make_bus()
 
 

@@ -79,6 +79,9 @@ class Bus:
                  connect_timeout: float = 5.0, publish_retry: float = 10.0) -> None:
         self.settings = BusSettings(url, stream, prefix, replicas, max_bytes, duplicate_window,
                                     connect_timeout, publish_retry)
+        parts = urlsplit(url)
+        #: The URL to print: never with its password.
+        self.where = url.replace(f":{parts.password}@", ":***@") if parts.password else url
         self.nc = Client()
         self._js: JetStreamContext | None = None
         self._last_error: BaseException | None = None
@@ -107,14 +110,14 @@ class Bus:
 
     async def _connect(self) -> None:
         s = self.settings
-        where = s.url
-        parts = urlsplit(s.url)
-        if parts.password:  # never print a password
-            where = s.url.replace(f":{parts.password}@", ":***@")
+        where = self.where
         try:
             await asyncio.wait_for(self.nc.connect(
                 s.url, name="auditkeep", connect_timeout=max(1, min(2, int(s.connect_timeout))),
                 reconnect_time_wait=1, max_reconnect_attempts=-1,
+                # Nothing is buffered while reconnecting: a publish we answered with
+                # Pushback must not land later behind our back.
+                pending_size=0,
                 error_cb=self._on_error, disconnected_cb=self._on_disconnect,
                 reconnected_cb=self._on_reconnect), s.connect_timeout)
         except (TimeoutError, OSError, nats.errors.Error) as exc:
@@ -161,10 +164,10 @@ class Bus:
 
     async def _on_disconnect(self) -> None:
         if not self._closed and self._js is not None:
-            log.warning("lost the connection to NATS at %s; reconnecting", self.settings.url)
+            log.warning("lost the connection to NATS at %s; reconnecting", self.where)
 
     async def _on_reconnect(self) -> None:
-        log.warning("reconnected to NATS at %s", self.settings.url)
+        log.warning("reconnected to NATS at %s", self.where)
 
     # publishing -----------------------------------------------------------------------
 
@@ -190,11 +193,12 @@ class Bus:
                 last: BaseException = exc  # 503: no stream leader right now
             except (TimeoutError, nats.errors.Error, OSError) as exc:
                 last = exc
-            if time.monotonic() + pause > deadline:
-                raise Pushback(f"the ingest bus (NATS at {s.url}) did not accept the events "
-                               f"within {s.publish_retry:.0f} s: {_reason(last)}",
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Pushback(f"the ingest bus (NATS at {self.where}) did not accept the events "
+                               f"within {s.publish_retry:g} s: {_reason(last)}",
                                retry_after=2)
-            await asyncio.sleep(pause)
+            await asyncio.sleep(min(pause, left))
             pause = min(pause * 2, 1.0)
 
     def close(self) -> None:
