@@ -173,7 +173,7 @@ class IndexerProcess(_Following):
     so only one indexer works on a data directory, and exits when its parent dies."""
 
     def __init__(self, db: str, search_db: str, lock: Path, store: Backend,
-                 index: SearchIndex, *, poll: float = 0.05) -> None:
+                 index: SearchIndex | PgSearchIndex, *, poll: float = 0.05) -> None:
         # `db`, `search_db`: a SQLite path each, or the same PostgreSQL URL twice.
         self._args = (db, search_db, str(lock), poll)
         self._store = store
