@@ -127,6 +127,23 @@ class TestAccepted:
             seqs.stop()
 
 
+def test_committed_messages_are_purged_from_the_stream(
+        bus: Bus, appender: BusAppender, logs: LogService) -> None:
+    seqs = BusSequencers(bus, logs, "host:6", lease_ttl=2.0, scan_interval=0.1,
+                         purge_interval=0.2)
+    seqs.start()
+    try:
+        for _ in range(3):
+            appender.append("acme", pendings(2)).result(30)
+
+        def messages() -> int:
+            return int(bus.call(bus.js.stream_info(bus.settings.stream)).result(10)
+                       .state.messages)
+        eventually(lambda: messages() == 0, timeout=10)
+    finally:
+        seqs.stop()
+
+
 def test_a_restart_resumes_at_bus_seq_plus_one(
         bus: Bus, appender: BusAppender, logs: LogService, store: SQLiteBackend,
         make_bus: Callable[[], Bus], keys: Path) -> None:

@@ -7,7 +7,9 @@ split into several, each answered on its own), with `Nats-Msg-Id` = `<log>:<even
 within its duplicate window. Every message names this process's reply inbox and a
 request id; the leader answers there once the events are committed. A missed answer
 (the leader failed over, the reply was lost, the message was a duplicate of another
-node's) is made up for by looking the events up in the store by their dedup keys. If
+node's) is made up for by looking the events up in the store by their dedup keys. A
+leader that failed to commit them (lost its lease, its database failed) is not the end:
+the message stays on the bus for the next leader, so the wait goes on. If
 they are still not committed after `deadline` s, the append fails with
 `CommitPending`: the events are durably accepted on the bus, and will be committed.
 """
@@ -39,6 +41,11 @@ log = logging.getLogger(__name__)
 
 #: Room left in a message for headers and framing, under the server's max payload.
 _HEADROOM = 4096
+
+
+#: Errors of a leader after which the message is still to be committed by the next.
+_STILL_ON_THE_BUS = (errors.FencedError, errors.StorageError)
+_FINAL = (errors.CorruptionError,)
 
 
 class CommitPending(errors.AuditkeepError):
@@ -192,11 +199,23 @@ class BusAppender:
                     pass
                 else:
                     _, answer = codec.decode_reply(data)
-                    if isinstance(answer, errors.AuditkeepError):
+                    if not isinstance(answer, errors.AuditkeepError):
+                        return answer
+                    if isinstance(answer, _FINAL) or not isinstance(answer, _STILL_ON_THE_BUS):
                         raise answer
-                    return answer
-                found = await asyncio.to_thread(self._lookup, name, pendings,
-                                                bool(ack.duplicate))
+                    # The leader failed to commit it (lost its lease, the database
+                    # failed): the message stays on the bus for the next leader.
+                    log.info("log %s: %s; waiting for the next leader", name, answer)
+                    waiter = self._waiters[request] = asyncio.get_running_loop(
+                        ).create_future()
+                try:
+                    found = await asyncio.to_thread(self._lookup, name, pendings,
+                                                    bool(ack.duplicate))
+                except errors.ConflictError:
+                    raise
+                except errors.AuditkeepError as exc:
+                    log.info("log %s: cannot look the events up yet: %s", name, exc)
+                    found = None
                 if found is not None:
                     return found
                 if time.monotonic() >= end:
