@@ -6,9 +6,9 @@ Two plans, as in `query.plans` (whose shape tests this reuses):
   own indexes (the GIN free-text index, `search_attrs`), and prunes the month
   partitions outside the window.
 - **per value** (an OR of equalities on indexed columns, alone or in an AND): one
-  ordered, limited statement per value under `UNION`, so each walks its own
-  `(log_id, value, time_us)` index newest first and the merge reads `n` rows per
-  value, where the plain plan gathers every event of every value and sorts them.
+  ordered, limited statement per value under `UNION`, so each can walk its own
+  `(log_id, value, time_us)` index newest first and stop at `n` (SQLite's reason for
+  the plan; not yet measured against the plain plan on PostgreSQL).
 
 SQLite's free-text-first plan is not needed: a GIN bitmap hands PostgreSQL the matches
 in any order and it sorts them by time itself.
@@ -22,12 +22,13 @@ from auditkeep.query.ast import Node
 from auditkeep.query.index import Window
 from auditkeep.query.pgsql import compile_where, window_condition
 from auditkeep.query.plans import _value_arms as value_arms  # the same shapes as SQLite
+from auditkeep.query.sql import Condition
 
 if TYPE_CHECKING:
     from auditkeep.query.pgindex import PgSearchIndex
 
 
-def window_of(window: Window, table: str = "") -> Any:
+def window_of(window: Window, table: str = "") -> Condition:
     return window_condition(window.since_us, window.until_us, window.cursor, window.after,
                             table)
 
