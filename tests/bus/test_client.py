@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from auditkeep.bus import BusAppender
+from auditkeep.bus import BusAppender, BusSequencers
 from auditkeep.bus.client import Bus
 from auditkeep.errors import ConfigError, Pushback
 from auditkeep.log.service import LogService
@@ -154,3 +154,25 @@ class TestPushback:
         finally:
             appender.close()
             bus.close()
+
+
+def test_sequencers_read_on_after_nats_restarts(
+        private_nats: Callable[[str], PrivateNats], logs: LogService) -> None:
+    server = private_nats("")
+    bus = Bus(server.url, stream="RESTART", publish_retry=15)
+    bus.connect()
+    appender = BusAppender(bus, logs.store, origin=logs.origin, reply_wait=1.0)
+    seqs = BusSequencers(bus, logs, "host:7", lease_ttl=2.0, scan_interval=0.05)
+    seqs.start()
+    try:
+        before = appender.append("acme", pendings(2)).result(30)
+        server.stop()
+        server.start()
+        after = appender.append("acme", pendings(2)).result(40)
+        assert [r.seq for r in before.receipts + after.receipts] == [0, 1, 2, 3]
+        info = logs.store.get_log("acme")
+        assert info is not None and (info.size, info.bus_seq) == (4, 2)
+    finally:
+        seqs.stop()
+        appender.close()
+        bus.close()

@@ -85,6 +85,9 @@ class Bus:
         self.nc = Client()
         self._js: JetStreamContext | None = None
         self._last_error: BaseException | None = None
+        #: Times the connection came back: consumers made before are recreated, since
+        #: a restarted server may have lost them.
+        self.reconnects = 0
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="nats-bus", daemon=True)
         self._thread.start()
@@ -167,6 +170,7 @@ class Bus:
             log.warning("lost the connection to NATS at %s; reconnecting", self.where)
 
     async def _on_reconnect(self) -> None:
+        self.reconnects += 1
         log.warning("reconnected to NATS at %s", self.where)
 
     # publishing -----------------------------------------------------------------------

@@ -245,16 +245,24 @@ class BusSequencers:
     async def _read(self, led: _Led, sub: JetStreamContext.PullSubscription) -> None:
         """Hand messages over in order until stopped or the consumer skips one."""
         expected = 1  # the consumer's own sequence of the next message
+        reconnects = self._bus.reconnects
+        idle = 0
         while not self._stopped(led):
+            if self._bus.reconnects != reconnects:
+                return  # the server may have restarted and lost the consumer
             try:
                 msgs = await sub.fetch(self.fetch_batch, timeout=1.0)
             except TimeoutError:
+                idle += 1
+                if idle % 10 == 0 and not await self._consumer_exists(sub):
+                    return
                 continue
             except (nats.errors.Error, nats.js.errors.Error) as exc:
                 log.warning("log %s: reading the bus failed (%s); reading again from seq %d",
                             led.info.name, exc, led.cursor + 1)
                 await self._pause(led, 0.5)
                 return
+            idle = 0
             for msg in msgs:
                 meta = msg.metadata
                 if meta.sequence.consumer != expected:
@@ -269,6 +277,15 @@ class BusSequencers:
                 if not await self._hand_over(led, msg, seq):
                     return
                 led.cursor = seq
+
+    async def _consumer_exists(self, sub: JetStreamContext.PullSubscription) -> bool:
+        try:
+            await sub.consumer_info()
+        except nats.js.errors.NotFoundError:
+            return False
+        except (TimeoutError, nats.errors.Error):
+            pass  # unreachable right now: the reconnect is what tells
+        return True
 
     async def _hand_over(self, led: _Led, msg: Msg, seq: int) -> bool:
         """Give one message to the sequencer; False if this log must stop."""
