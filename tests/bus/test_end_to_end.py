@@ -173,3 +173,11 @@ def test_a_restart_resumes_at_bus_seq_plus_one(
         second.stop()
         logs2.close()
         logs2.store.close()
+
+
+def test_accepting_an_id_again_with_other_content_is_a_conflict(
+        appender: BusAppender) -> None:
+    appender.accept("acme", pendings(1, ids=True)).result(10)
+    assert appender.accept("acme", pendings(1, ids=True)).result(10) == ["e0"]
+    with pytest.raises(ConflictError, match="already accepted"):
+        appender.accept("acme", pendings(1, ids=True, outcome="failure")).result(10)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+import nats.js.errors
 import orjson
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -165,10 +166,39 @@ class BusAppender:
         return sent
 
     async def _accept(self, name: str, pendings: list[Pending]) -> list[str]:
-        await self._publish(name, pendings, reply=False)
+        if not pendings:
+            return []
+        for chunk, _, ack in await self._publish(name, pendings, reply=False):
+            if ack.duplicate:
+                await self._same_as_original(name, chunk, ack)
         return [p.id for p in pendings]
 
+    async def _same_as_original(self, name: str, pendings: list[Pending], ack: PubAck
+                                ) -> None:
+        """JetStream dropped this message as a duplicate of message `ack.seq` (same
+        ids): ConflictError unless that one holds the same content, since a 202 must
+        not hide a 409."""
+        try:
+            original = await self._bus.js.get_msg(self._bus.settings.stream, ack.seq)
+        except nats.js.errors.NotFoundError:
+            # Purged, so committed: the store has the original.
+            await asyncio.to_thread(self._lookup, name, pendings, True)
+            return
+        earlier = {p.id: p.digest for p in codec.decode_pendings(original.data or b"")}
+        for p in pendings:
+            digest = earlier.get(p.id)
+            if digest is not None and digest != p.digest:
+                raise errors.ConflictError(
+                    f"event id {p.id!r} was already accepted (bus seq {ack.seq}) with "
+                    f"different content: accepted sha256 {digest.hex()}, sent sha256 "
+                    f"{p.digest.hex()}")
+
     async def _append(self, name: str, pendings: list[Pending]) -> AppendResult:
+        if not pendings:  # nothing to sequence: the latest checkpoint, if there is one
+            store = self._store_or_fail()
+            info = await asyncio.to_thread(store.get_log, name)
+            cp = await asyncio.to_thread(store.latest_checkpoint, info.id) if info else None
+            return AppendResult([], cp.note if cp else "", cp.size if cp else 0)
         sent = await self._publish(name, pendings, reply=True)
         started = time.monotonic()
         results = await asyncio.gather(

@@ -183,8 +183,12 @@ class BusSequencers:
             for n, _ in ended:
                 del self._led[n]
         for name, led in ended:
+            crash = led.task.exception() if led.task is not None else None
+            if crash is not None:
+                log.error("%s: the bus consumer of log %s failed", self.holder, name,
+                          exc_info=crash)
             log.warning("%s stops leading log %s: %s", self.holder, name,
-                        led.failure or "its consumer ended")
+                        led.failure or crash or "its consumer ended")
             if not led.keeper.lost and not isinstance(led.failure, errors.FencedError):
                 self._back_off(name)
             self._release(led)
