@@ -48,8 +48,7 @@ from auditkeep.query import pgplans
 from auditkeep.query.ast import Node
 from auditkeep.query.fields import free_text, leaves
 from auditkeep.query.index import Window, index_row
-from auditkeep.query.pgsql import number, tsv_text, words_text
-from auditkeep.query.text import tokens
+from auditkeep.query.pgsql import number, tsv_text, words_of, words_text
 
 if TYPE_CHECKING:
     from auditkeep.query.pgaggregate import PgAggregator
@@ -262,7 +261,7 @@ class PgSearchIndex:
         `SearchIndex.add`. False, and nothing written, if the cursor moved meanwhile."""
         rows = []
         for r in records:
-            words = tokens(free_text(r))
+            words = words_of(free_text(r))
             rows.append((*(_clean(v) for v in index_row(log_id, r)), words_text(words),
                          tsv_text(words)))
         with self._write_lock, mapped_errors("writing the search index"):

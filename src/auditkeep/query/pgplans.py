@@ -7,8 +7,9 @@ Two plans, as in `query.plans` (whose shape tests this reuses):
   partitions outside the window.
 - **per value** (an OR of equalities on indexed columns, alone or in an AND): one
   ordered, limited statement per value under `UNION`, so each can walk its own
-  `(log_id, value, time_us)` index newest first and stop at `n` (SQLite's reason for
-  the plan; not yet measured against the plain plan on PostgreSQL).
+  `(log_id, value, time_us)` index newest first and stop at `n`. On 100k events
+  (PostgreSQL 15): three busy actions 2.6 ms against 4.1 ms plain, two of 1,000
+  actors 2.0 ms against 1.2 ms; kept for the busy values that grow with the log.
 
 SQLite's free-text-first plan is not needed: a GIN bitmap hands PostgreSQL the matches
 in any order and it sorts them by time itself.
