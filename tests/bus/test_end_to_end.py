@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from auditkeep.bus import BusAppender, BusSequencers
+from auditkeep.bus import BusAppender, BusSequencers, CommitPending
 from auditkeep.bus.client import Bus
 from auditkeep.errors import ConflictError
 from auditkeep.log.checkpoint import open_checkpoint
@@ -181,3 +181,13 @@ def test_accepting_an_id_again_with_other_content_is_a_conflict(
     assert appender.accept("acme", pendings(1, ids=True)).result(10) == ["e0"]
     with pytest.raises(ConflictError, match="already accepted"):
         appender.accept("acme", pendings(1, ids=True, outcome="failure")).result(10)
+
+
+def test_no_leader_within_the_deadline_is_commit_pending_with_the_ids(
+        bus: Bus, logs: LogService) -> None:
+    appender = BusAppender(bus, logs.store, origin=logs.origin, reply_wait=0.3, deadline=1.0)
+    sent = pendings(2)
+    with pytest.raises(CommitPending, match="accepted on the ingest bus") as caught:
+        appender.append("acme", sent).result(10)
+    assert caught.value.ids == [p.id for p in sent] and caught.value.status == 202
+    appender.close()

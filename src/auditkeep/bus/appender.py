@@ -33,7 +33,7 @@ from nats.js.api import PubAck
 
 from auditkeep import errors
 from auditkeep.bus import codec
-from auditkeep.bus.client import Bus
+from auditkeep.bus.client import Bus, pushback_on_nats_errors
 from auditkeep.log.sequencer import AppendResult, Receipt
 from auditkeep.pipeline.prepare import Pending
 from auditkeep.storage.base import Backend
@@ -121,7 +121,8 @@ class BusAppender:
     async def _reply_inbox(self) -> str:
         if self._sub is None:
             self._inbox = self._bus.nc.new_inbox()
-            self._sub = await self._bus.nc.subscribe(self._inbox, cb=self._on_reply)
+            with pushback_on_nats_errors("subscribe to its reply inbox"):
+                self._sub = await self._bus.nc.subscribe(self._inbox, cb=self._on_reply)
         return self._inbox
 
     async def _on_reply(self, msg: Msg) -> None:
@@ -178,9 +179,12 @@ class BusAppender:
         """JetStream dropped this message as a duplicate of message `ack.seq` (same
         ids): ConflictError unless that one holds the same content, since a 202 must
         not hide a 409."""
-        try:
-            original = await self._bus.js.get_msg(self._bus.settings.stream, ack.seq)
-        except nats.js.errors.NotFoundError:
+        with pushback_on_nats_errors(f"read message {ack.seq} to compare a duplicate"):
+            try:
+                original = await self._bus.js.get_msg(self._bus.settings.stream, ack.seq)
+            except nats.js.errors.NotFoundError:
+                original = None
+        if original is None:
             # Purged, so committed: the store has the original.
             await asyncio.to_thread(self._lookup, name, pendings, True)
             return
@@ -204,9 +208,12 @@ class BusAppender:
         results = await asyncio.gather(
             *(self._committed(name, chunk, request, ack, started)
               for chunk, request, ack in sent), return_exceptions=True)
-        for r in results:
-            if isinstance(r, BaseException):
+        failed = [r for r in results if isinstance(r, BaseException)]
+        for r in failed:
+            if not isinstance(r, CommitPending):
                 raise r
+        if failed:  # the rest is committed: every event is accepted, at least
+            raise CommitPending(str(failed[0]), [p.id for p in pendings])
         done = [r for r in results if isinstance(r, AppendResult)]
         if len(done) == 1:
             return done[0]

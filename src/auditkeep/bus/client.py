@@ -20,7 +20,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -69,6 +69,16 @@ def _reason(exc: BaseException | None) -> str:
         return f"{exc.description} (code {exc.err_code or exc.code})"
     text = str(exc).strip().strip("'")
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def pushback_on_nats_errors(what: str) -> Iterator[None]:
+    """Translate the driver's errors on the request path into Pushback (503)."""
+    try:
+        yield
+    except (TimeoutError, nats.errors.Error, OSError) as exc:
+        raise Pushback(f"the ingest bus failed to {what}: {_reason(exc)}",
+                       retry_after=2) from None
 
 
 class Bus:
