@@ -1,7 +1,9 @@
 """The ingest side of the bus: publish a request's prepared events, then (for
 `?wait=committed`) wait for the log's leader to answer with receipts.
 
-One message per accepted request per log (a request over the server's max payload is
+Before its first message to a log, the node creates the log's row (`open_log`), so the
+sequencers find the log and take its lease. One message per accepted request per log
+(a request over the server's max payload is
 split into several, each answered on its own), with `Nats-Msg-Id` = `<log>:<event id>`
 (or `<log>:<sha256 of the joined ids>` for a batch), so JetStream drops a re-publish
 within its duplicate window. Every message names this process's reply inbox and a
