@@ -267,7 +267,12 @@ class Sequencer:
             if inflight is not None:
                 if not inflight[1].result():
                     self._reload_tree()
-                    if prepared is not None:  # planned on top of the failed commit
+                    if prepared is not None and self._fenced:
+                        self._fail(batch, FencedError(
+                            f"log {self.info.name}: this sequencer stopped after a failed "
+                            "commit"))
+                        prepared = None
+                    elif prepared is not None:  # planned on top of the failed commit
                         prepared = self._plan(batch, None)
                 inflight = None
             if batch:
@@ -301,10 +306,16 @@ class Sequencer:
         except Exception as exc:
             err = exc if isinstance(exc, AuditkeepError) else StorageError(
                 f"commit to log {self.info.name} failed: {exc}")
-            for req in batch:
-                if not req.future.done():
-                    req.future.set_exception(err)
+            if self._lease is not None:
+                self._fence_off()
+            self._fail(batch, err)
             return None
+
+    @staticmethod
+    def _fail(batch: list[_Request], err: BaseException) -> None:
+        for req in batch:
+            if not req.future.done():
+                req.future.set_exception(err)
 
     def _plan_batch(self, batch: list[_Request], prior: _Prepared | None) -> _Prepared:
         tree = self._tree
@@ -367,7 +378,10 @@ class Sequencer:
                     {seq: p.subjects for seq, p in enumerate(new, first_seq) if p.subjects},
                     lease.current if lease is not None else None, prep.mark))
             except BaseException as exc:
-                if isinstance(exc, FencedError):
+                # Behind a bus (leased), any failed commit ends this sequencer: the
+                # next request's bus mark must not be stored past a message that was
+                # not committed. Its owner reads the bus again from the stored bus_seq.
+                if isinstance(exc, FencedError) or self._lease is not None:
                     self._fence_off()
                 err = exc if isinstance(exc, AuditkeepError) else StorageError(
                     f"commit to log {self.info.name} failed: {exc}")
