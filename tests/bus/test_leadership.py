@@ -110,3 +110,37 @@ def test_a_killed_leader_is_replaced_after_its_lease_lapses_with_no_gap_or_repea
             proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_a_paused_leader_that_wakes_after_a_takeover_commits_nothing(
+        bus: Bus, appender: BusAppender, logs: LogService, store: SQLiteBackend, keys: Path,
+        nats_url: str, bus_prefix: str) -> None:
+    store.open_log("acme", logs.origin("acme"))
+    logs.keys.ensure()
+    proc = subprocess.Popen([sys.executable, "-c", _LEADER, nats_url, bus_prefix,
+                             str(store.path), str(keys)], stdout=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": "src"})
+    standby = BusSequencers(bus, logs, "standby:3", lease_ttl=1.0, scan_interval=0.05)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"leading\n"
+        one = pendings(2)
+        appender.append("acme", one).result(30)
+        os.kill(proc.pid, signal.SIGSTOP)  # a long GC pause, a stalled VM
+        standby.start()
+        eventually(lambda: standby.leading() == ["acme"], timeout=10)
+        two = pendings(3)
+        appender.append("acme", two).result(30)
+        os.kill(proc.pid, signal.SIGCONT)  # wakes believing it leads, for a moment
+        three = pendings(2)
+        appender.append("acme", three).result(30)
+        assert stored_ids(store, "acme") == [p.id for p in one + two + three]
+        info = store.get_log("acme")
+        assert info is not None and info.bus_seq == 3
+    finally:
+        standby.stop()
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+            proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
