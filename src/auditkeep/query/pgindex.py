@@ -100,6 +100,9 @@ CREATE INDEX IF NOT EXISTS search_attrs_txt ON search_attrs (key, txt, ev)
     WHERE txt IS NOT NULL;
 CREATE INDEX IF NOT EXISTS search_attrs_num ON search_attrs (key, num, ev)
     WHERE num IS NOT NULL;
+-- A group-by of few events reads their values through this one: without it a top-10
+-- of `metadata.region` for one actor's 100 events took 58 ms instead of 1 ms, at the
+-- price of 30% more time writing the fields (100k events: 7.8 s against 5.4 s).
 CREATE INDEX IF NOT EXISTS search_attrs_ev ON search_attrs (ev, key);
 CREATE TABLE IF NOT EXISTS search_cursors (log_id bigint PRIMARY KEY, seq bigint NOT NULL);
 CREATE TABLE IF NOT EXISTS search_field_cursors (
