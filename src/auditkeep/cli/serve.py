@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 import uvicorn
 
-from auditkeep.datadir import DataDir, Node, data_path, open_node
+from auditkeep.cli.scale import ScaleOptions
+from auditkeep.datadir import DataDir, Node, data_dir, open_node
 from auditkeep.errors import ConfigError
 from auditkeep.pipeline.config import ServerConfig, load_config
 from auditkeep.server.app import create_app
@@ -24,6 +25,24 @@ from auditkeep.server.workers import IngestWorkers
 @click.command()
 @click.option("--data", "data", envvar="AUDITKEEP_DATA", default=None, metavar="DIR",
               help="Data directory [default: ./.auditkeep-data; env AUDITKEEP_DATA].")
+@click.option("--storage", default=None, envvar="AUDITKEEP_STORAGE", metavar="URL",
+              help="Keep the logs and the search index in PostgreSQL "
+                   "(postgresql://user@host:5432/db) instead of DATA/auditkeep.db: "
+                   "docs/scaling.md [env AUDITKEEP_STORAGE].")
+@click.option("--bus", default=None, envvar="AUDITKEEP_BUS", metavar="URL",
+              help="Send ingested events through this NATS JetStream server "
+                   "(nats://host:4222) to the sequencers; needs --storage [env AUDITKEEP_BUS].")
+@click.option("--role", default="all", show_default=True, envvar="AUDITKEEP_ROLE",
+              type=click.Choice(["all", "ingest", "sequencer", "read"]),
+              help="With --bus: ingest (validate, publish), sequencer (sequence, sign, "
+                   "index, detect), read (queries only) or all of them [env AUDITKEEP_ROLE].")
+@click.option("--bus-stream", default="AUDITKEEP", show_default=True, metavar="NAME",
+              envvar="AUDITKEEP_BUS_STREAM", help="The JetStream stream (created if absent).")
+@click.option("--bus-replicas", default=1, show_default=True, type=click.IntRange(1, 5),
+              envvar="AUDITKEEP_BUS_REPLICAS", help="Replicas of the stream (3 in production).")
+@click.option("--lease-ttl", default=5.0, show_default=True, metavar="SECONDS",
+              type=click.FloatRange(min=0.5), envvar="AUDITKEEP_LEASE_TTL",
+              help="How long a sequencer's hold on a log lasts unrenewed (failover time).")
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="AUDITKEEP_HOST")
 @click.option("--port", default=8180, show_default=True, type=click.IntRange(0, 65535),
               envvar="AUDITKEEP_PORT")
@@ -67,8 +86,10 @@ from auditkeep.server.workers import IngestWorkers
                    "auditkeep_pii_findings; 0: off) [env AUDITKEEP_PII_SCAN_INTERVAL].")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(data: str | None, host: str, port: int, origin_prefix: str, queue_limit: int,
-          indexer: str, ingest_workers: int | None, config_file: str | None, syslog_tcp: str | None,
+def serve(data: str | None, storage: str | None, bus: str | None, role: str, bus_stream: str,
+          bus_replicas: int, lease_ttl: float, host: str, port: int, origin_prefix: str,
+          queue_limit: int, indexer: str, ingest_workers: int | None, config_file: str | None,
+          syslog_tcp: str | None,
           syslog_udp: str | None, syslog_tenant: str, syslog_tls_cert: str | None,
           syslog_tls_key: str | None, rules_dir: str | None, detection: bool,
           pii_scan_interval: float, log_level: str) -> None:
@@ -91,14 +112,22 @@ def serve(data: str | None, host: str, port: int, origin_prefix: str, queue_limi
             syslog_tenant = sl.tenant if syslog_tenant == "default" else syslog_tenant
             syslog_tls_cert = syslog_tls_cert or (str(sl.tls_cert) if sl.tls_cert else None)
             syslog_tls_key = syslog_tls_key or (str(sl.tls_key) if sl.tls_key else None)
-    d = DataDir(data_path(data))
+    d = data_dir(data, storage)
+    scale = ScaleOptions(bus, role, bus_stream, bus_replicas, lease_ttl)
+    scale.check(d)
     first = not d.exists()
-    n = open_node(d, origin_prefix=origin_prefix, indexer=indexer,
-                  sequencer_options={"max_pending": queue_limit})
+    connection = scale.connect(d)  # before the node: a bad bus URL is one line, early
+    n = open_node(d, origin_prefix=origin_prefix,
+                  indexer=indexer if scale.indexes else "none",
+                  sequencer_options={"max_pending": queue_limit},
+                  appender=connection.appender if connection else None)
     n.options["config"] = config
-    if detection:
+    n.options["role"] = role
+    if connection is not None:
+        connection.attach(n)
+    if detection and scale.background:
         _detection(n, Path(rules_dir) if rules_dir else d.rules)
-    if pii_scan_interval > 0:
+    if pii_scan_interval > 0 and scale.background:
         from auditkeep.privacy.scan import PiiScanJob
 
         n.options["pii_scan"] = PiiScanJob(n.store, interval=pii_scan_interval)
@@ -111,7 +140,10 @@ def serve(data: str | None, host: str, port: int, origin_prefix: str, queue_limi
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     port = sock.getsockname()[1]
     url = f"http://{host}:{port}"
-    click.echo(f"auditkeep serving {url}  (data: {d.root.resolve()})")
+    where = d.describe() if d.storage is None else (
+        f"{d.describe()}, keys in {d.root.resolve()}")
+    roles = "" if connection is None else f", role {role}, bus {bus}"
+    click.echo(f"auditkeep serving {url}  (data: {where}{roles})")
     if first or n.created_admin_token:
         click.echo(f"admin token: {d.admin_token}  (mode 0600; keep it secret)")
     click.echo("send an event:\n"
@@ -120,7 +152,7 @@ def serve(data: str | None, host: str, port: int, origin_prefix: str, queue_limi
                "'{\"action\":\"orders.delete\",\"actor\":{\"id\":\"alice\",\"type\":\"user\"},"
                "\"outcome\":\"success\",\"resource\":{\"type\":\"order\",\"id\":\"42\"}}'",
                )
-    n.start()
+    n.start(compact=scale.background)
     listener = _syslog(n, syslog_tcp, syslog_udp, syslog_tenant, syslog_tls_cert,
                        syslog_tls_key)
     app = create_app(n)
@@ -142,6 +174,8 @@ def serve(data: str | None, host: str, port: int, origin_prefix: str, queue_limi
         if workers is not None:
             workers.close()
         n.close()
+        if connection is not None:
+            connection.close()
 
 
 def _detection(n: Node, rules: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from auditkeep.bus.appender import CommitPending
 from auditkeep.errors import FieldProblem, PayloadTooLarge, ValidationError
 from auditkeep.log.sequencer import AppendResult
 from auditkeep.pipeline.validate import MAX_BODY_BYTES
@@ -76,7 +77,10 @@ async def post_events(request: Request) -> Response:
     if mode == "accepted" and n.logs.appender is not None:
         ids = await asyncio.wrap_future(n.logs.accept(batch.tenant, batch.pendings))
         return accepted_response(batch.tenant, ids, **extra)
-    result = await asyncio.wrap_future(n.logs.append(batch.tenant, batch.pendings))
+    try:
+        result = await asyncio.wrap_future(n.logs.append(batch.tenant, batch.pendings))
+    except CommitPending as exc:  # durably on the bus, not committed in time
+        return accepted_response(batch.tenant, exc.ids, **extra)
     return receipts_response(batch.tenant, result, **extra)
 
 

@@ -1,0 +1,117 @@
+"""`serve --bus … --role …`: which parts of auditkeep one process of a scaled-out
+deployment runs (docs/scaling.md).
+
+    all        everything (the default; with --bus, appends still go through the bus)
+    ingest     the HTTP API; ingested events are validated and published to the bus
+    sequencer  leads the logs whose lease it takes: sequences, signs, commits; also
+               runs the indexer, detection, the PII scan and checkpoint compaction
+    read       the HTTP API for queries and proofs, no background work
+
+Every role answers the whole API (an ingest node can read; a read node can publish);
+the roles choose the background work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from auditkeep.errors import ConfigError
+from auditkeep.storage.open import is_postgres
+
+if TYPE_CHECKING:
+    from auditkeep.bus.appender import BusAppender
+    from auditkeep.bus.client import Bus
+    from auditkeep.bus.sequencers import BusSequencers
+    from auditkeep.datadir import DataDir, Node
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleOptions:
+    bus: str | None
+    role: str
+    stream: str
+    replicas: int
+    lease_ttl: float
+
+    @property
+    def indexes(self) -> bool:
+        return self.role in ("all", "sequencer")
+
+    @property
+    def background(self) -> bool:
+        return self.role in ("all", "sequencer")
+
+    @property
+    def sequences(self) -> bool:
+        return self.role in ("all", "sequencer")
+
+    def check(self, d: DataDir) -> None:
+        if self.role != "all" and self.bus is None:
+            raise ConfigError(f"--role {self.role} needs --bus nats://HOST:4222 (without a "
+                              "bus one process does everything)")
+        if self.bus is not None and not (d.storage and is_postgres(d.storage)):
+            raise ConfigError("--bus needs --storage postgresql://…: the sequencers of a "
+                              "deployment share one PostgreSQL database")
+        if self.bus is not None and not self.bus.startswith(("nats://", "tls://")):
+            raise ConfigError(f"--bus {self.bus!r} is not a nats:// URL")
+
+    def connect(self, d: DataDir) -> BusConnection | None:
+        if self.bus is None:
+            return None
+        from auditkeep.bus.appender import BusAppender
+        from auditkeep.bus.client import Bus
+
+        bus = Bus(self.bus, stream=self.stream, replicas=self.replicas)
+        # A refused start is one line (the ConfigError); the client's warnings about the
+        # same refusal would add more, so they are held back until it is connected.
+        client_log = logging.getLogger("auditkeep.bus.client")
+        level = client_log.level
+        client_log.setLevel(logging.ERROR)
+        try:
+            bus.connect()
+        except BaseException:
+            bus.close()
+            raise
+        finally:
+            client_log.setLevel(level)
+        return BusConnection(self, bus, BusAppender(bus))
+
+
+def holder_name() -> str:
+    """Who holds a lease: host and pid, so an operator can find the leader."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class BusConnection:
+    """The bus of one process: its appender, and its sequencers if the role has them."""
+
+    def __init__(self, options: ScaleOptions, bus: Bus, appender: BusAppender) -> None:
+        self.options = options
+        self.bus = bus
+        self.appender = appender
+        self.sequencers: BusSequencers | None = None
+
+    def attach(self, n: Node) -> None:
+        from auditkeep.bus.sequencers import BusSequencers
+        from auditkeep.log.lease import LeasedWork
+
+        self.appender.use_store(n.store, n.logs.origin)
+        n.options["bus"] = self
+        if self.options.background:
+            # Detection and the PII scan run in one process of the deployment at a time.
+            n.options["leased"] = LeasedWork(n.store, holder_name(), self.options.lease_ttl,
+                                             n.start_background, n.stop_background)
+        if self.options.sequences:
+            self.sequencers = BusSequencers(self.bus, n.logs, holder_name(),
+                                            lease_ttl=self.options.lease_ttl)
+            self.sequencers.start()
+
+    def close(self) -> None:
+        if self.sequencers is not None:
+            self.sequencers.stop()
+        self.appender.close()
+        self.bus.close()
