@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditkeep.auth import create_token
 from auditkeep.errors import ConfigError
@@ -30,6 +30,9 @@ from auditkeep.query.index import SearchIndex
 from auditkeep.query.indexer import Indexer, IndexerProcess
 from auditkeep.storage.base import Backend
 from auditkeep.storage.open import describe, open_index, open_store
+
+if TYPE_CHECKING:
+    from auditkeep.query.pgindex import PgSearchIndex
 
 DEFAULT_DATA = ".auditkeep-data"
 
@@ -113,7 +116,7 @@ class Node:
     store: Backend
     keys: KeyRing
     logs: LogService
-    index: SearchIndex | None
+    index: SearchIndex | PgSearchIndex | None
     indexer: Indexer | IndexerProcess | None
     data: DataDir | None = None
     created_admin_token: bool = False

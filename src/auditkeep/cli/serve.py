@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import uvicorn
 
-from auditkeep.cli.scale import ScaleOptions
+from auditkeep.cli.scale import BusConnection, ScaleOptions
 from auditkeep.datadir import DataDir, Node, data_dir, open_node
 from auditkeep.errors import ConfigError
 from auditkeep.pipeline.config import ServerConfig, load_config
@@ -136,7 +136,7 @@ def serve(data: str | None, storage: str | None, bus: str | None, role: str, bus
     try:
         sock.bind((host, port))
     except OSError as exc:
-        n.close()
+        _shutdown(n, connection)
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     port = sock.getsockname()[1]
     url = f"http://{host}:{port}"
@@ -173,9 +173,15 @@ def serve(data: str | None, storage: str | None, bus: str | None, role: str, bus
             listener.stop()
         if workers is not None:
             workers.close()
-        n.close()
-        if connection is not None:
-            connection.close()
+        _shutdown(n, connection)
+
+
+def _shutdown(n: Node, connection: BusConnection | None) -> None:
+    if connection is not None:
+        connection.stop(n)
+    n.close()
+    if connection is not None:
+        connection.close()
 
 
 def _detection(n: Node, rules: Path) -> None:

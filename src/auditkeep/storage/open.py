@@ -8,13 +8,14 @@ file beside the log's.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from auditkeep.storage.base import Backend
 
 if TYPE_CHECKING:
     from auditkeep.query.index import SearchIndex
+    from auditkeep.query.pgindex import PgSearchIndex
 
 _PG_SCHEMES = ("postgresql://", "postgres://")
 
@@ -42,12 +43,12 @@ def open_store(url: str, *, cache_mib: int = 64) -> Backend:
     return SQLiteBackend(url, cache_mib=cache_mib)
 
 
-def open_index(url: str) -> SearchIndex:
+def open_index(url: str) -> SearchIndex | PgSearchIndex:
     """The search index of the store at `url` (for SQLite, `url` is the index file)."""
     if is_postgres(url):
         from auditkeep.query.pgindex import PgSearchIndex
 
-        return cast("SearchIndex", PgSearchIndex(url))
+        return PgSearchIndex(url)
     from auditkeep.query.index import SearchIndex
 
     return SearchIndex(url)
