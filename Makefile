@@ -38,6 +38,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/proofs.py
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/redaction.py
+	$(BIN)/python bench/scale.py  # needs PostgreSQL and NATS (docs/scaling.md)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -24,6 +24,7 @@ import pytest
 
 from auditkeep.datadir import DataDir
 from auditkeep.storage.open import open_store
+from tests.bus.test_client import NATS_SERVER, PrivateNats
 from tests.cli.test_cli import ak
 from tests.conftest import ServerProcess, start_server
 
@@ -244,39 +245,44 @@ def test_a_paused_leader_is_fenced_off_when_it_wakes(cluster: Cluster) -> None:
 @pytest.fixture
 def restricted_nats(tmp_path: Path) -> Iterator[str]:
     """A NATS server of our own whose only user may not touch JetStream's API."""
-    import shutil
-    import subprocess
-
-    from tests.conftest import free_port
-
-    exe = shutil.which("nats-server") or "/usr/sbin/nats-server"
-    if not os.path.exists(exe):
-        pytest.skip("nats-server is not installed")
-    port = free_port()
-    conf = tmp_path / "nats.conf"
-    conf.write_text(f"""
-port: {port}
-jetstream {{ store_dir: "{tmp_path / 'js'}" }}
-authorization {{
-  users = [{{ user: "auditor", password: "s3cret",
-             permissions: {{ publish: {{ deny: ["$JS.API.>"] }} }} }}]
-}}
+    if not Path(NATS_SERVER).exists():
+        pytest.skip("no nats-server binary to start a private server")
+    server = PrivateNats(tmp_path, """
+authorization {
+  users = [{ user: "auditor", password: "s3cret",
+             permissions: { publish: { deny: ["$JS.API.>"] } } }]
+}
 """)
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    server.start()
+    yield server.url.replace("nats://", "nats://auditor:s3cret@")
+    server.stop()
+
+
+def test_restart_nats_repeatedly_under_load(tmp_path: Path, pg_url: str) -> None:
+    if not Path(NATS_SERVER).exists():
+        pytest.skip("no nats-server binary to start a private server")
+    nats_server = PrivateNats(tmp_path)  # our own: restarting it disturbs no other test
+    nats_server.start()
+    cluster = Cluster(DataDir(tmp_path / "data"), pg_url, nats_server.url, "AUDITKEEP")
     try:
-        import socket
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"nats://auditor:s3cret@127.0.0.1:{port}"
+        cluster.start("sequencer")
+        ingest = cluster.start("ingest")
+        with Load([ingest.url], _admin(cluster), clients=2) as load:
+            for _ in range(2):
+                time.sleep(1.5)
+                nats_server.stop()
+                time.sleep(1.0)  # ingest answers 503 meanwhile; clients retry
+                nats_server.start()
+                before = len(load.acked)
+                deadline = time.monotonic() + 30
+                while len(load.acked) == before and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert len(load.acked) > before, "nothing committed after NATS came back"
+            time.sleep(1.0)
+        _check(cluster, load)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        cluster.close()
+        nats_server.stop()
 
 
 def test_bad_configuration_is_one_line_and_a_non_zero_exit(
