@@ -57,6 +57,7 @@ from auditkeep.storage.rows import DELIVERY_COLS as _DELIVERY_COLS
 from auditkeep.storage.rows import Rows as _Rows
 from auditkeep.storage.rows import alert_record as _alert
 from auditkeep.storage.rows import alert_row as _alert_row
+from auditkeep.storage.rows import alerts_where, deliveries_where
 from auditkeep.storage.rows import delivery_record as _delivery
 from auditkeep.storage.rows import delivery_row as _delivery_row
 from auditkeep.storage.rows import pack_rows as _pack_rows
@@ -570,24 +571,10 @@ class PostgresBackend:
     def alerts(self, tenant: str, *, rule: str | None = None, level: str | None = None,
                status: str | None = None, since: str | None = None, until: str | None = None,
                before: tuple[str, str] | None = None, limit: int = 100) -> list[AlertRecord]:
-        where = ["tenant = %s"]
-        args: list[Any] = [tenant]
-        for col, val in (("rule", rule), ("level", level), ("status", status)):
-            if val is not None:
-                where.append(f"{col} = %s")
-                args.append(val)
-        if since is not None:
-            where.append("created >= %s")
-            args.append(since)
-        if until is not None:
-            where.append("created < %s")
-            args.append(until)
-        if before is not None:
-            where.append("(created, id) < (%s, %s)")
-            args.extend(before)
+        where, args = alerts_where(tenant, rule, level, status, since, until, before, "%s")
         with self._read(f"listing alerts of tenant {tenant}") as c:
             rows = c.execute(
-                f"SELECT {_ALERT_COLS} FROM alerts WHERE {' AND '.join(where)} "  # noqa: S608 -- only fixed column names and placeholders are formatted in
+                f"SELECT {_ALERT_COLS} FROM alerts WHERE {where} "  # noqa: S608 -- only fixed column names and placeholders are formatted in
                 "ORDER BY created DESC, id DESC LIMIT %s", (*args, max(limit, 0))).fetchall()
         return [_alert(r) for r in rows]
 
@@ -640,15 +627,10 @@ class PostgresBackend:
 
     def deliveries(self, tenant: str, *, status: str | None = None, alert_id: str | None = None,
                    limit: int = 100) -> list[DeliveryRecord]:
-        where = ["tenant = %s"]
-        args: list[Any] = [tenant]
-        for col, val in (("status", status), ("alert_id", alert_id)):
-            if val is not None:
-                where.append(f"{col} = %s")
-                args.append(val)
+        where, args = deliveries_where(tenant, status, alert_id, "%s")
         with self._read(f"listing deliveries of tenant {tenant}") as c:
             rows = c.execute(
-                f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE {' AND '.join(where)} "  # noqa: S608 -- only fixed column names and placeholders are formatted in
+                f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE {where} "  # noqa: S608 -- only fixed column names and placeholders are formatted in
                 "ORDER BY updated DESC, id DESC LIMIT %s", (*args, max(limit, 0))).fetchall()
         return [_delivery(r) for r in rows]
 

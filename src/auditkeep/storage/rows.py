@@ -75,3 +75,38 @@ def delivery_record(row: tuple[Any, ...]) -> DeliveryRecord:
     return DeliveryRecord(str(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]),
                           int(row[5]), str(row[6]), str(row[7]), str(row[8]),
                           None if row[9] is None else str(row[9]))
+
+
+def alerts_where(tenant: str, rule: str | None, level: str | None, status: str | None,
+                 since: str | None, until: str | None, before: tuple[str, str] | None,
+                 ph: str) -> tuple[str, list[Any]]:
+    """The WHERE of an alert list (`Backend.alerts`), `ph` the driver's placeholder."""
+    where, args = _equal(tenant, (("rule", rule), ("level", level), ("status", status)), ph)
+    if since is not None:
+        where.append(f"created >= {ph}")
+        args.append(since)
+    if until is not None:
+        where.append(f"created < {ph}")
+        args.append(until)
+    if before is not None:
+        where.append(f"(created, id) < ({ph}, {ph})")
+        args.extend(before)
+    return " AND ".join(where), args
+
+
+def deliveries_where(tenant: str, status: str | None, alert_id: str | None, ph: str
+                     ) -> tuple[str, list[Any]]:
+    """The WHERE of a delivery list (`Backend.deliveries`)."""
+    where, args = _equal(tenant, (("status", status), ("alert_id", alert_id)), ph)
+    return " AND ".join(where), args
+
+
+def _equal(tenant: str, pairs: tuple[tuple[str, str | None], ...], ph: str
+           ) -> tuple[list[str], list[Any]]:
+    where = [f"tenant = {ph}"]
+    args: list[Any] = [tenant]
+    for col, val in pairs:
+        if val is not None:
+            where.append(f"{col} = {ph}")
+            args.append(val)
+    return where, args

@@ -49,6 +49,7 @@ from auditkeep.storage.rows import DELIVERY_COLS as _DELIVERY_COLS
 from auditkeep.storage.rows import Rows as _Rows
 from auditkeep.storage.rows import alert_record as _alert
 from auditkeep.storage.rows import alert_row as _alert_row
+from auditkeep.storage.rows import alerts_where, deliveries_where
 from auditkeep.storage.rows import delivery_record as _delivery
 from auditkeep.storage.rows import delivery_row as _delivery_row
 from auditkeep.storage.rows import pack_rows as _pack_rows
@@ -571,24 +572,10 @@ class SQLiteBackend:
     def alerts(self, tenant: str, *, rule: str | None = None, level: str | None = None,
                status: str | None = None, since: str | None = None, until: str | None = None,
                before: tuple[str, str] | None = None, limit: int = 100) -> list[AlertRecord]:
-        where = ["tenant = ?"]
-        args: list[Any] = [tenant]
-        for col, val in (("rule", rule), ("level", level), ("status", status)):
-            if val is not None:
-                where.append(f"{col} = ?")
-                args.append(val)
-        if since is not None:
-            where.append("created >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("created < ?")
-            args.append(until)
-        if before is not None:
-            where.append("(created, id) < (?, ?)")
-            args.extend(before)
+        where, args = alerts_where(tenant, rule, level, status, since, until, before, "?")
         with mapped_errors(f"listing alerts of tenant {tenant}"):
             rows = self._reader().execute(
-                f"SELECT {_ALERT_COLS} FROM alerts WHERE {' AND '.join(where)} "  # noqa: S608 -- only fixed column names and placeholders are formatted in
+                f"SELECT {_ALERT_COLS} FROM alerts WHERE {where} "  # noqa: S608 -- only fixed column names and placeholders are formatted in
                 "ORDER BY created DESC, id DESC LIMIT ?", (*args, max(limit, 0))).fetchall()
         return [_alert(r) for r in rows]
 
@@ -642,15 +629,10 @@ class SQLiteBackend:
 
     def deliveries(self, tenant: str, *, status: str | None = None, alert_id: str | None = None,
                    limit: int = 100) -> list[DeliveryRecord]:
-        where = ["tenant = ?"]
-        args: list[Any] = [tenant]
-        for col, val in (("status", status), ("alert_id", alert_id)):
-            if val is not None:
-                where.append(f"{col} = ?")
-                args.append(val)
+        where, args = deliveries_where(tenant, status, alert_id, "?")
         with mapped_errors(f"listing deliveries of tenant {tenant}"):
             rows = self._reader().execute(
-                f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE {' AND '.join(where)} "  # noqa: S608 -- only fixed column names and placeholders are formatted in
+                f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE {where} "  # noqa: S608 -- only fixed column names and placeholders are formatted in
                 "ORDER BY updated DESC, id DESC LIMIT ?", (*args, max(limit, 0))).fetchall()
         return [_delivery(r) for r in rows]
 
