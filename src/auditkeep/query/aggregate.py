@@ -10,6 +10,7 @@ Both give the same answer (a property test holds them together).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -192,17 +193,7 @@ class Aggregator:
         return int(self.index.execute(sql, [path, *args])[0][0])
 
     def histogram(self, interval: str, now_us: int) -> Histogram:
-        lo, hi = self.window.since_us, self.window.until_us
-        if lo is None or hi is None:
-            first, last = self._time_bounds()
-            lo = lo if lo is not None else (first if first is not None else now_us)
-            hi = hi if hi is not None else max(now_us, (last or 0) + 1)
-        width = pick_interval(interval, hi - lo)
-        if (hi - lo) // width > MAX_BUCKETS:
-            raise ValidationError(
-                f"interval: {interval} over this window gives more than {MAX_BUCKETS} buckets",
-                problems=[FieldProblem("/query/interval", "too many buckets",
-                                       "a wider interval or a narrower window", interval)])
+        lo, hi, width = histogram_span(self.window, interval, now_us, self._time_bounds)
         counts: Counter[int] = Counter()
         scans: list[tuple[int | None, int | None]] = [(None, None)] \
             if self.counted is None else []
@@ -262,3 +253,21 @@ def pick_interval(interval: str, span_us: int) -> int:
             FieldProblem("/query/interval", "unknown interval",
                          "auto, " + ", ".join(INTERVALS), interval)])
     return named
+
+
+def histogram_span(window: Window, interval: str, now_us: int,
+                   bounds: Callable[[], tuple[int | None, int | None]]) -> tuple[int, int, int]:
+    """(lo, hi, bucket width) of a histogram over `window`: an open side is bounded by
+    the matches' own times (`bounds()`), or now; too many buckets is a 400."""
+    lo, hi = window.since_us, window.until_us
+    if lo is None or hi is None:
+        first, last = bounds()
+        lo = lo if lo is not None else (first if first is not None else now_us)
+        hi = hi if hi is not None else max(now_us, (last or 0) + 1)
+    width = pick_interval(interval, hi - lo)
+    if (hi - lo) // width > MAX_BUCKETS:
+        raise ValidationError(
+            f"interval: {interval} over this window gives more than {MAX_BUCKETS} buckets",
+            problems=[FieldProblem("/query/interval", "too many buckets",
+                                   "a wider interval or a narrower window", interval)])
+    return lo, hi, width

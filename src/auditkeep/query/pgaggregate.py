@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from auditkeep.errors import FieldProblem, ValidationError
 from auditkeep.query import fields
-from auditkeep.query.aggregate import INTERVALS, MAX_BUCKETS, Histogram, pick_interval
+from auditkeep.query.aggregate import (
+    INTERVALS,
+    Histogram,
+    histogram_span,
+)
 from auditkeep.query.ast import Node
 from auditkeep.query.index import Window
 from auditkeep.query.pgsql import compile_where, scalar, window_condition
@@ -96,17 +99,7 @@ class PgAggregator:
         return int(self.index.execute(sql, [self.index.key_id(path), *args])[0][0])
 
     def histogram(self, interval: str, now_us: int) -> Histogram:
-        lo, hi = self.window.since_us, self.window.until_us
-        if lo is None or hi is None:
-            first, last = self._time_bounds()
-            lo = lo if lo is not None else (first if first is not None else now_us)
-            hi = hi if hi is not None else max(now_us, (last or 0) + 1)
-        width = pick_interval(interval, hi - lo)
-        if (hi - lo) // width > MAX_BUCKETS:
-            raise ValidationError(
-                f"interval: {interval} over this window gives more than {MAX_BUCKETS} buckets",
-                problems=[FieldProblem("/query/interval", "too many buckets",
-                                       "a wider interval or a narrower window", interval)])
+        lo, hi, width = histogram_span(self.window, interval, now_us, self._time_bounds)
         body, args = self._from()
         # `/` truncates toward zero, as SQLite's does: the same buckets before 1970 too
         sql = f"SELECT e.time_us / %s::bigint AS b, count(*) FROM {body} GROUP BY b"  # noqa: S608
