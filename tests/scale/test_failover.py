@@ -236,6 +236,9 @@ def test_a_paused_leader_is_fenced_off_when_it_wakes(cluster: Cluster) -> None:
         os.kill(first, signal.SIGCONT)  # wakes past its lease: its late commits are refused
         time.sleep(3.0)
         assert cluster.leader_pid() == second, "the woken leader took the log back"
+        woken = cluster.by_pid(first)
+        log = (cluster.data.root.parent / f"server-{woken.url.rsplit(':', 1)[1]}.log")
+        assert "lost the lease of log" in log.read_text(), "the woken leader did not stop"
     _check(cluster, load)
     with psycopg.connect(cluster.pg_url) as c:
         (epoch,) = c.execute("SELECT epoch FROM leases").fetchone() or (0,)
