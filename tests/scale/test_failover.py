@@ -189,6 +189,9 @@ def test_sigkill_the_leader_repeatedly_under_load(cluster: Cluster) -> None:
         for _ in range(3):
             time.sleep(2.0)
             leader = cluster.by_pid(cluster.leader_pid())
+            with leader.client() as c:
+                scale = c.get("/v1/status").json()["scale"]
+            assert scale["role"] == "sequencer" and "default" in scale["leading"]
             before = len(load.acked)
             leader.proc.send_signal(signal.SIGKILL)
             leader.proc.wait(10)

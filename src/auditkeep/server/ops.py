@@ -149,7 +149,20 @@ async def status(request: Request) -> Response:
         "ingest": _ingest_status(n),
         "detection": _detection_status(n),
         "pii_scan": _pii_status(n),
+        "scale": _scale_status(n),
     })
+
+
+def _scale_status(n: Node) -> dict[str, object] | None:
+    """Scaled out: this process's role, the logs it leads, and whether it runs the
+    deployment's background work (docs/scaling.md)."""
+    bus = n.options.get("bus")
+    if bus is None:
+        return None
+    leased = n.options.get("leased")
+    return {"role": n.options.get("role", "all"), "stream": bus.options.stream,
+            "leading": bus.sequencers.leading() if bus.sequencers is not None else [],
+            "background": bool(leased is not None and leased.running)}
 
 
 def _by_tenant(counts: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
