@@ -65,7 +65,10 @@ class ScaleOptions:
         from auditkeep.bus.appender import BusAppender
         from auditkeep.bus.client import Bus
 
-        bus = Bus(self.bus, stream=self.stream, replicas=self.replicas)
+        # The subjects are named after the stream (AUDITKEEP: auditkeep.ingest.<log>),
+        # so two deployments sharing one NATS server never overlap.
+        bus = Bus(self.bus, stream=self.stream, prefix=self.stream.lower(),
+                  replicas=self.replicas)
         # A refused start is one line (the ConfigError); the client's warnings about the
         # same refusal would add more, so they are held back until it is connected.
         client_log = logging.getLogger("auditkeep.bus.client")
