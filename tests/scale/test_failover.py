@@ -27,6 +27,7 @@ from auditkeep.storage.open import open_store
 from tests.bus.test_client import NATS_SERVER, PrivateNats
 from tests.cli.test_cli import ak
 from tests.conftest import ServerProcess, start_server
+from tests.services import missing
 
 LEASE_TTL = 2.0
 
@@ -252,7 +253,7 @@ def test_a_paused_leader_is_fenced_off_when_it_wakes(cluster: Cluster) -> None:
 def restricted_nats(tmp_path: Path) -> Iterator[str]:
     """A NATS server of our own whose only user may not touch JetStream's API."""
     if not Path(NATS_SERVER).exists():
-        pytest.skip("no nats-server binary to start a private server")
+        missing("no nats-server binary to start a private NATS server")
     server = PrivateNats(tmp_path, """
 authorization {
   users = [{ user: "auditor", password: "s3cret",
@@ -266,7 +267,7 @@ authorization {
 
 def test_restart_nats_repeatedly_under_load(tmp_path: Path, pg_url: str) -> None:
     if not Path(NATS_SERVER).exists():
-        pytest.skip("no nats-server binary to start a private server")
+        missing("no nats-server binary to start a private NATS server")
     nats_server = PrivateNats(tmp_path)  # our own: restarting it disturbs no other test
     nats_server.start()
     cluster = Cluster(DataDir(tmp_path / "data"), pg_url, nats_server.url, "AUDITKEEP")
