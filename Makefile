@@ -30,7 +30,11 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
+# The suite starts hundreds of server and CLI processes; where PYTHONDONTWRITEBYTECODE
+# is set (as on CI here) each would compile src/ again (~0.4 s a start, measured), so it
+# is compiled once first.
 pytest: $(DEV_STAMP)
+	$(BIN)/python -m compileall -q src > /dev/null
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(DEV_STAMP)
