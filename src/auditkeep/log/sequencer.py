@@ -200,7 +200,8 @@ class Sequencer:
 
     @property
     def fenced(self) -> bool:
-        """True once a commit was refused for a lost lease: this sequencer is done."""
+        """True once a leased sequencer's commit failed (a lost lease, or any store
+        error behind the bus): this sequencer is done; its owner starts another."""
         return self._fenced
 
     @property
