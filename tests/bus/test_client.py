@@ -16,6 +16,7 @@ from auditkeep.bus.client import Bus
 from auditkeep.errors import ConfigError, Pushback
 from auditkeep.log.service import LogService
 from tests.log.test_sequencer import pendings
+from tests.services import missing
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
@@ -60,7 +61,7 @@ class PrivateNats:
 @pytest.fixture
 def private_nats(tmp_path: Path) -> Iterator[Callable[[str], PrivateNats]]:
     if not Path(NATS_SERVER).exists():
-        pytest.skip("no nats-server binary to start a private server")
+        missing("no nats-server binary to start a private NATS server")
     started: list[PrivateNats] = []
 
     def make(config: str = "") -> PrivateNats:

@@ -17,7 +17,7 @@ from auditkeep.log import merkle
 from auditkeep.storage.base import Commit, DetectCommit, Erasure, Lease
 from auditkeep.storage.codec import unpack_entries, unpack_json
 from auditkeep.storage.postgres import CONNECT_TIMEOUT, PostgresBackend
-from tests.services import PG_URL, pg_available, with_schema
+from tests.services import PG_URL, missing, pg_available, with_schema
 
 T = TypeVar("T")
 
@@ -73,7 +73,7 @@ class TestOpening:
     @pytest.fixture(autouse=True)
     def _server(self) -> None:
         if not pg_available():
-            pytest.skip(f"PostgreSQL is not running at {PG_URL}")
+            missing(f"PostgreSQL is not running at {PG_URL}")
 
     def test_a_closed_port_is_one_line_naming_where_and_why_without_the_password(
             self) -> None:
