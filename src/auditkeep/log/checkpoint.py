@@ -131,3 +131,9 @@ def open_checkpoint(
 
 
 __all__ = ["MAX_TREE_SIZE", "Checkpoint", "open_checkpoint", "sign_checkpoint"]
+
+
+def with_cosignatures(note: str, lines: Sequence[str]) -> str:
+    """The log's signed checkpoint with witnesses' cosignature lines appended (a signed
+    note may carry any number of signatures; verifiers skip keys they do not know)."""
+    return note + "".join(line if line.endswith("\n") else line + "\n" for line in lines)

@@ -22,6 +22,14 @@ import yaml
 
 from auditkeep.agent.config import K8S_STAGES
 from auditkeep.errors import ConfigError, FieldProblem
+from auditkeep.pipeline.config_keeping import (
+    ArchiveConfig,
+    RetentionConfig,
+    WitnessConfig,
+    parse_archive,
+    parse_retention,
+    parse_witnesses,
+)
 from auditkeep.pipeline.schema import TENANT_PATTERN
 from auditkeep.pipeline.stages import (
     ActionCase,
@@ -232,6 +240,9 @@ class ServerConfig:
     pipeline: tuple[StageConfig, ...] = ()
     tenants: Mapping[str, TenantConfig] = field(default_factory=dict)
     schema_violations: SchemaViolations = "reject"
+    retention: RetentionConfig = RetentionConfig()
+    archive: ArchiveConfig | None = None  # None: no cold archive configured
+    witnesses: tuple[WitnessConfig, ...] = ()
 
     def stages_for(self, tenant: str) -> tuple[StageConfig, ...]:
         """The stage configs that run for `tenant`, in order."""
@@ -457,7 +468,8 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-TOP_KEYS = ("server", "sources", "pipeline", "schema_violations", "tenants")
+TOP_KEYS = ("server", "sources", "pipeline", "schema_violations", "tenants", "retention",
+            "archive", "witnesses")
 SERVER_KEYS = ("origin_prefix",)
 TENANT_KEYS = ("pipeline", "extends", "schema_violations")
 _ORIGIN = re.compile(r"^[\x21-\x7e]+$")  # one line of a signed note: printable, no spaces
@@ -484,7 +496,10 @@ def _server_config(c: _Check, data: Any, base: Path) -> ServerConfig:
                           SCHEMA_VIOLATIONS, "reject")
     tenants = _tenants(c, data.get("tenants"))
     return ServerConfig(origin, sources, pipeline, tenants,
-                        "flag" if violations == "flag" else "reject")
+                        "flag" if violations == "flag" else "reject",
+                        retention=parse_retention(c, data.get("retention")),
+                        archive=parse_archive(c, data.get("archive")),
+                        witnesses=parse_witnesses(c, data.get("witnesses")))
 
 
 def _tenants(c: _Check, value: Any) -> dict[str, TenantConfig]:

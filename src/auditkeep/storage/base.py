@@ -166,6 +166,90 @@ class Erasure:
     record_seq: int
 
 
+@dataclass(slots=True)
+class Purge:
+    """One retention purge in one log, made durable at once (retention/ is the only
+    caller). The entries' bytes go (`read_bundles` gives b"" in their place), with their
+    personal values, raw objects and subject rows; leaf hashes, every tile and every
+    checkpoint stay, so each inclusion and consistency proof still verifies. `seqs` are
+    ascending; seqs purged already are skipped. `record_seq`: the seq of the retention
+    record (action `auditkeep.retention.purge`) in the same log that did it."""
+
+    log_id: int
+    seqs: list[int]
+    record_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class PurgedRange:
+    """A run of consecutive purged seqs [first, end) purged by one retention record."""
+
+    first: int
+    end: int
+    record_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionRecord:
+    """A tenant's retention policy as set through `PUT /v1/retention` (it overrides the
+    configuration file's). `body` is JSON text; retention/policy.py owns its shape."""
+
+    tenant: str
+    body: str
+    updated: str
+    updated_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRecord:
+    """A legal hold: events of `tenant` matching `query` (query language) whose time is
+    in [since, until) are never purged while the hold is active (`released` is None).
+    `record_seq`/`release_seq`: the seqs of its create/release records in the tenant's log."""
+
+    id: str
+    tenant: str
+    query: str
+    reason: str
+    created_by: str
+    created: str
+    since: str | None = None
+    until: str | None = None
+    released: str | None = None
+    released_by: str | None = None
+    record_seq: int | None = None
+    release_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cosignature:
+    """A witness's cosignature on the log's checkpoint of `size` (C2SP tlog-cosignature):
+    `line` is the whole signature line as the witness sent it ("— name base64\n"), which
+    appended to the log's signed note gives the cosigned checkpoint."""
+
+    log_id: int
+    size: int
+    root: bytes
+    witness: str  # the witness's key name
+    line: str
+    created: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRecord:
+    """One sealed range [first, end) of a log written to the cold archive: where the
+    Parquet file and its signed manifest are, the file's SHA-256 (hex), and the size of
+    the checkpoint the manifest holds."""
+
+    log_id: int
+    first: int
+    end: int
+    url: str
+    manifest_url: str
+    sha256: str
+    checkpoint_size: int
+    created: str
+
+
 class Backend(Protocol):
     """What a storage backend must do. Memory and SQLite implement it."""
 
@@ -216,6 +300,55 @@ class Backend(Protocol):
                     ) -> dict[int, int]:
         """Erased seqs in [start, end) -> the seq of the erasure record that did it."""
         ...
+    # retention (retention/ is the only caller of purge and of the policy and hold rows)
+    def purge(self, purge: Purge) -> int:
+        """Delete entry bytes, personal values, raw objects and subject rows of the seqs;
+        keep leaves and tiles; mark them purged. How many seqs were newly purged."""
+        ...
+    def purged_ranges(self, log_id: int, start: int = 0, end: int | None = None
+                      ) -> list[PurgedRange]:
+        """Purged runs overlapping [start, end), ascending, clipped to it."""
+        ...
+    def restore(self, log_id: int, entries: dict[int, bytes]) -> int:
+        """Rehydration (archive/): put entry bytes back in place of purged ones and drop
+        their purge marks. The caller has checked each entry's leaf hash against the
+        stored tile; seqs not purged are skipped. How many were restored."""
+        ...
+    def put_retention(self, record: RetentionRecord) -> None: ...
+    def get_retention(self, tenant: str) -> RetentionRecord | None: ...
+    def list_retention(self) -> list[RetentionRecord]: ...
+    def put_hold(self, hold: HoldRecord) -> None:
+        """Insert or replace the hold with this (tenant, id)."""
+        ...
+    def get_hold(self, tenant: str, hold_id: str) -> HoldRecord | None: ...
+    def holds(self, tenant: str | None = None, *, active: bool | None = None
+              ) -> list[HoldRecord]:
+        """Holds of one tenant (None: all), oldest first; `active`: only (not) released."""
+        ...
+
+    # witnesses (witness/ is the only caller)
+    def put_cosignature(self, cosignature: Cosignature) -> None:
+        """Insert or replace the cosignature of (log_id, size, witness)."""
+        ...
+    def cosignatures(self, log_id: int, size: int | None = None) -> list[Cosignature]:
+        """The log's cosignatures (of one checkpoint size), by size then witness."""
+        ...
+    def witness_head(self, origin: str) -> tuple[int, bytes] | None:
+        """A witness server's latest (size, root) for a log origin."""
+        ...
+    def set_witness_head(self, origin: str, old_size: int, size: int, root: bytes) -> bool:
+        """Compare and set: record (size, root) only if the head's size is `old_size`
+        (0 when there is none yet). False when it is not (another update won)."""
+        ...
+
+    # cold archive (archive/ is the only caller)
+    def put_archive(self, record: ArchiveRecord) -> None:
+        """Insert or replace the archive row of (log_id, first)."""
+        ...
+    def archives(self, log_id: int) -> list[ArchiveRecord]:
+        """The log's archived ranges, by first seq."""
+        ...
+
     def put_checkpoint(self, log_id: int, cp: StoredCheckpoint) -> None: ...
     def checkpoints(self, log_id: int) -> list[StoredCheckpoint]: ...
     def latest_checkpoint(self, log_id: int) -> StoredCheckpoint | None: ...
