@@ -15,16 +15,23 @@ from typing import Any
 
 from auditkeep.errors import CorruptionError, FencedError, StorageError
 from auditkeep.log.merkle import EMPTY_ROOT
+from auditkeep.storage import runs
 from auditkeep.storage.base import (
     TILE_WIDTH,
     AlertRecord,
+    ArchiveRecord,
     Bundle,
     Commit,
+    Cosignature,
     DeliveryRecord,
     DetectCommit,
     Erasure,
+    HoldRecord,
     Lease,
     LogInfo,
+    Purge,
+    PurgedRange,
+    RetentionRecord,
     SavedSearch,
     SigningKeyRecord,
     StoredCheckpoint,
@@ -55,6 +62,12 @@ class MemoryBackend:
         self._alerts: dict[str, AlertRecord] = {}
         self._deliveries: dict[str, DeliveryRecord] = {}
         self._leases: dict[int, Lease] = {}
+        self._purged: dict[int, list[PurgedRange]] = {}
+        self._retention: dict[str, RetentionRecord] = {}
+        self._holds: dict[tuple[str, str], HoldRecord] = {}
+        self._cosignatures: dict[tuple[int, int, str], Cosignature] = {}
+        self._witness_heads: dict[str, tuple[int, bytes]] = {}
+        self._archives: dict[tuple[int, int], ArchiveRecord] = {}
 
     def open_log(self, name: str, origin: str) -> LogInfo:
         with self._lock:
@@ -228,6 +241,109 @@ class MemoryBackend:
         with self._lock:
             return {s: b for s, b in self._erased.get(log_id, {}).items()
                     if s >= start and (end is None or s < end)}
+
+    # retention ---------------------------------------------------------------
+
+    def purge(self, purge: Purge) -> int:
+        with self._lock:
+            log = self._log(purge.log_id)
+            if purge.seqs and (min(purge.seqs) < 0 or max(purge.seqs) >= log.size):
+                raise StorageError(f"log {log.name}: cannot purge seqs outside [0, {log.size})")
+            marks, fresh = runs.add(self._purged.get(log.id, []), purge.seqs, purge.record_seq)
+            self._purged[log.id] = marks
+            self._set_entries(log.id, dict.fromkeys(fresh, b""))
+            store = self._personal.get(log.id, {})
+            for seq in fresh:
+                store.pop(seq, None)
+                self._raws.pop((log.id, seq), None)
+            gone = set(fresh)
+            for (lid, _), found in self._subjects.items():
+                if lid == log.id:
+                    found -= gone
+            return len(fresh)
+
+    def _set_entries(self, log_id: int, entries: dict[int, bytes]) -> None:
+        # new Bundle objects: a caller holding an earlier read keeps what it read
+        bundles = self._bundles.get(log_id, [])
+        for i, b in enumerate(bundles):
+            end = b.first_seq + len(b.entries)
+            if any(b.first_seq <= s < end for s in entries):
+                new = [entries.get(s, e) for s, e in enumerate(b.entries, b.first_seq)]
+                bundles[i] = Bundle(b.first_seq, new, list(b.digests))
+
+    def purged_ranges(self, log_id: int, start: int = 0, end: int | None = None
+                      ) -> list[PurgedRange]:
+        with self._lock:
+            return runs.clip(self._purged.get(log_id, []), start, end)
+
+    def restore(self, log_id: int, entries: dict[int, bytes]) -> int:
+        with self._lock:
+            marks, back = runs.remove(self._purged.get(log_id, []), entries)
+            self._purged[log_id] = marks
+            self._set_entries(log_id, {s: bytes(entries[s]) for s in back})
+            return len(back)
+
+    def put_retention(self, record: RetentionRecord) -> None:
+        with self._lock:
+            self._retention[record.tenant] = record
+
+    def get_retention(self, tenant: str) -> RetentionRecord | None:
+        with self._lock:
+            return self._retention.get(tenant)
+
+    def list_retention(self) -> list[RetentionRecord]:
+        with self._lock:
+            return [r for _, r in sorted(self._retention.items())]
+
+    def put_hold(self, hold: HoldRecord) -> None:
+        with self._lock:
+            self._holds[(hold.tenant, hold.id)] = hold
+
+    def get_hold(self, tenant: str, hold_id: str) -> HoldRecord | None:
+        with self._lock:
+            return self._holds.get((tenant, hold_id))
+
+    def holds(self, tenant: str | None = None, *, active: bool | None = None
+              ) -> list[HoldRecord]:
+        with self._lock:
+            found = [h for h in self._holds.values()
+                     if (tenant is None or h.tenant == tenant)
+                     and (active is None or (h.released is None) == active)]
+        return sorted(found, key=lambda h: (h.created, h.tenant, h.id))
+
+    # witnesses -----------------------------------------------------------------
+
+    def put_cosignature(self, cosignature: Cosignature) -> None:
+        with self._lock:
+            c = cosignature
+            self._cosignatures[(c.log_id, c.size, c.witness)] = c
+
+    def cosignatures(self, log_id: int, size: int | None = None) -> list[Cosignature]:
+        with self._lock:
+            return [c for k, c in sorted(self._cosignatures.items())
+                    if k[0] == log_id and (size is None or k[1] == size)]
+
+    def witness_head(self, origin: str) -> tuple[int, bytes] | None:
+        with self._lock:
+            return self._witness_heads.get(origin)
+
+    def set_witness_head(self, origin: str, old_size: int, size: int, root: bytes) -> bool:
+        with self._lock:
+            head = self._witness_heads.get(origin)
+            if (head[0] if head is not None else 0) != old_size:
+                return False
+            self._witness_heads[origin] = (size, bytes(root))
+            return True
+
+    # cold archive ----------------------------------------------------------------
+
+    def put_archive(self, record: ArchiveRecord) -> None:
+        with self._lock:
+            self._archives[(record.log_id, record.first)] = record
+
+    def archives(self, log_id: int) -> list[ArchiveRecord]:
+        with self._lock:
+            return [a for k, a in sorted(self._archives.items()) if k[0] == log_id]
 
     def read_raw(self, log_id: int, seq: int) -> tuple[str, bytes] | None:
         with self._lock:
