@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import (
 from auditkeep.errors import NoteError
 
 ALG_ED25519 = 0x01
+ALG_COSIGNATURE_V1 = 0x04  # c2sp.org/tlog-cosignature: timestamped Ed25519 witness keys
 # Go's limit. The spec requires accepting at least 16; the cap stops a note with
 # millions of signature lines from costing millions of verifications.
 MAX_SIGNATURES = 100
@@ -93,13 +94,14 @@ def _check_note_chars(text: str, what: str) -> bytes:
         ) from None
 
 
-def key_id(name: str, public_key: bytes) -> bytes:
-    """The 4-byte C2SP key ID of an Ed25519 key: SHA-256(name ‖ 0x0A ‖ 0x01 ‖ key)[:4]."""
+def key_id(name: str, public_key: bytes, alg: int = ALG_ED25519) -> bytes:
+    """The 4-byte C2SP key ID of an Ed25519 key: SHA-256(name ‖ 0x0A ‖ alg ‖ key)[:4]
+    (alg 0x01 for note signatures, 0x04 for cosignature/v1)."""
     _check_name(name)
     if len(public_key) != 32:
         raise NoteError(f"key {name!r}: Ed25519 public key is {len(public_key)} bytes, expected 32")
     return hashlib.sha256(
-        name.encode("utf-8") + b"\n" + bytes([ALG_ED25519]) + public_key
+        name.encode("utf-8") + b"\n" + bytes([alg]) + public_key
     ).digest()[:4]
 
 
@@ -289,13 +291,7 @@ def _parse_signature_line(number: int, line: str) -> Signature:
     return Signature(name, raw[:4], raw[4:])
 
 
-def open_note(note: str | bytes, verifiers: Sequence[Verifier]) -> Note:
-    """Parse a signed note and verify it against the known verifiers.
-
-    A signature whose key name and key id both match a known verifier must verify, or
-    the note is rejected; other signatures are returned unverified. At least one
-    signature must verify.
-    """
+def _split_note(note: str | bytes) -> tuple[str, list[Signature]]:
     whole = _decode_note(note)
     _check_note_chars(whole, "note")
 
@@ -310,6 +306,23 @@ def open_note(note: str | bytes, verifiers: Sequence[Verifier]) -> Note:
     lines = block[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
         raise NoteError(f"note has {len(lines)} signature lines, at most {MAX_SIGNATURES} allowed")
+    return text, [_parse_signature_line(n, line) for n, line in enumerate(lines, 1)]
+
+
+def split_note(note: str | bytes) -> tuple[str, list[Signature]]:
+    """A signed note's text (with final newline) and its parsed signature lines, none
+    verified: for signatures over another message than the text (cosignatures)."""
+    return _split_note(note)
+
+
+def open_note(note: str | bytes, verifiers: Sequence[Verifier]) -> Note:
+    """Parse a signed note and verify it against the known verifiers.
+
+    A signature whose key name and key id both match a known verifier must verify, or
+    the note is rejected; other signatures are returned unverified. At least one
+    signature must verify.
+    """
+    text, lines = _split_note(note)
 
     known: dict[tuple[str, bytes], list[Verifier]] = {}
     for v in verifiers:
@@ -320,8 +333,7 @@ def open_note(note: str | bytes, verifiers: Sequence[Verifier]) -> Note:
     msg = text.encode("utf-8")
     verified: list[Signature] = []
     unverified: list[Signature] = []
-    for number, line in enumerate(lines, 1):
-        sig = _parse_signature_line(number, line)
+    for number, sig in enumerate(lines, 1):
         key = f"{sig.name}+{sig.key_id.hex()}"
         candidates = known.get((sig.name, sig.key_id))
         if candidates is None:
@@ -350,6 +362,7 @@ def open_note(note: str | bytes, verifiers: Sequence[Verifier]) -> Note:
 
 
 __all__ = [
+    "ALG_COSIGNATURE_V1",
     "ALG_ED25519",
     "MAX_SIGNATURES",
     "Note",
@@ -358,19 +371,43 @@ __all__ = [
     "Verifier",
     "key_id",
     "open_note",
+    "parse_ed25519_key",
     "sign_note",
+    "split_note",
 ]
 
 
-def _ed25519_key(hex_id: str, b64: str, where: str, part: str, what: str) -> bytes:
-    """The 32 key bytes of `base64(0x01 ‖ key)`, after checking the key id's form."""
+def _ed25519_key(hex_id: str, b64: str, where: str, part: str, what: str,
+                 alg: int = ALG_ED25519) -> bytes:
+    """The 32 key bytes of `base64(alg ‖ key)`, after checking the key id's form."""
     if not _HEX_KEY_ID.fullmatch(hex_id):
         raise NoteError(f"{where}: key id {hex_id!r} is not 8 hex digits")
     raw = _b64decode(b64, f"{where}: {part}")
     if not raw:
         raise NoteError(f"{where}: {part} is empty")
-    if raw[0] != ALG_ED25519:
-        raise NoteError(f"{where}: signature type 0x{raw[0]:02x} is not 0x01 (Ed25519)")
+    if raw[0] != alg:
+        kind = "Ed25519" if alg == ALG_ED25519 else "Ed25519 cosignature/v1"
+        raise NoteError(f"{where}: signature type 0x{raw[0]:02x} is not 0x{alg:02x} ({kind})")
     if len(raw) != 33:
         raise NoteError(f"{where}: Ed25519 {what} is {len(raw) - 1} bytes, expected 32")
     return raw[1:]
+
+
+def parse_ed25519_key(text: str, alg: int, *, secret: bool = False) -> tuple[str, str, bytes]:
+    """Split `name+hexkeyid+base64(alg ‖ 32 bytes)` (a vkey, or an skey without its
+    `PRIVATE+KEY+` prefix when `secret`): (name, hex key id, the 32 bytes). The key id's
+    form is checked, not its value. Errors never quote a secret."""
+    parts = text.split("+", 2)
+    where = "signer key" if secret else f"verifier key {text!r}"
+    if len(parts) != 3:
+        raise NoteError(f"{where}: expected '<name>+<hex key id>+<base64 key>'")
+    name, hex_id, b64 = parts
+    problem = _name_problem(name)
+    if problem is not None:
+        raise NoteError(f"{where}: key name {problem}" if secret
+                        else f"{where}: key name {name!r} {problem}")
+    if secret:
+        where = f"signer key {name!r}"
+    raw = _ed25519_key(hex_id, b64, where, "seed" if secret else "key",
+                       "seed" if secret else "public key", alg)
+    return name, hex_id, raw
