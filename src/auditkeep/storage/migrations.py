@@ -220,4 +220,72 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        8,
+        """
+        -- Retention purges: runs [first_seq, end_seq) of seqs whose entry bytes went
+        -- (their bundle holds b"" there, leaves and tiles stay), with the seq of the
+        -- retention record that purged them. Runs of one record merge when they touch.
+        CREATE TABLE purged (
+            log_id INTEGER NOT NULL,
+            first_seq INTEGER NOT NULL,
+            end_seq INTEGER NOT NULL,
+            record_seq INTEGER NOT NULL,
+            PRIMARY KEY (log_id, first_seq)
+        ) WITHOUT ROWID;
+        -- purge deletes a seq's subject rows without knowing their keys
+        CREATE INDEX subjects_by_seq ON subjects (log_id, seq);
+        -- A tenant's retention policy set through the API (JSON, retention/ owns it).
+        CREATE TABLE retention (
+            tenant TEXT PRIMARY KEY,
+            body TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            updated_by TEXT NOT NULL
+        );
+        -- Legal holds, `released` NULL while active.
+        CREATE TABLE holds (
+            tenant TEXT NOT NULL,
+            id TEXT NOT NULL,
+            query TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created TEXT NOT NULL,
+            since TEXT,
+            until TEXT,
+            released TEXT,
+            released_by TEXT,
+            record_seq INTEGER,
+            release_seq INTEGER,
+            PRIMARY KEY (tenant, id)
+        );
+        -- Witnesses' cosignature lines on the log's checkpoints.
+        CREATE TABLE cosignatures (
+            log_id INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            witness TEXT NOT NULL,
+            root BLOB NOT NULL,
+            line TEXT NOT NULL,
+            created TEXT NOT NULL,
+            PRIMARY KEY (log_id, size, witness)
+        );
+        -- The witness server's latest checkpoint per log origin (compare and set).
+        CREATE TABLE witness_heads (
+            origin TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            root BLOB NOT NULL
+        );
+        -- Ranges [first_seq, end_seq) sealed into the cold archive.
+        CREATE TABLE archives (
+            log_id INTEGER NOT NULL,
+            first_seq INTEGER NOT NULL,
+            end_seq INTEGER NOT NULL,
+            url TEXT NOT NULL,
+            manifest_url TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            checkpoint_size INTEGER NOT NULL,
+            created TEXT NOT NULL,
+            PRIMARY KEY (log_id, first_seq)
+        );
+        """,
+    ),
 ]

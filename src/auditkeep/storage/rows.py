@@ -1,5 +1,6 @@
 """Rows both SQL backends write and read the same way: packed bundles, personal values
-and raw objects of a commit, digests, and the token, alert and delivery records."""
+and raw objects of a commit, digests, the token, alert and delivery records, and the
+retention rows (holds, cosignatures, archives; bundles rewritten by purge and restore)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,20 @@ from typing import Any
 from auditkeep.storage.base import (
     BUNDLE_WIDTH,
     AlertRecord,
+    ArchiveRecord,
     Commit,
+    Cosignature,
     DeliveryRecord,
+    HoldRecord,
     TokenRecord,
 )
-from auditkeep.storage.codec import pack_blob, pack_entries, pack_json
+from auditkeep.storage.codec import (
+    pack_blob,
+    pack_entries,
+    pack_json,
+    unpack_entries,
+    unpack_json,
+)
 
 Rows = tuple[list[tuple[int, int, int, bytes, bytes]], list[tuple[int, int, bytes]],
               list[tuple[int, int, str, bytes]]]
@@ -110,3 +120,61 @@ def _equal(tenant: str, pairs: tuple[tuple[str, str | None], ...], ph: str
             where.append(f"{col} = {ph}")
             args.append(val)
     return where, args
+
+
+HOLD_COLS = ("tenant, id, query, reason, created_by, created, since, until, released, "
+             "released_by, record_seq, release_seq")
+COSIGNATURE_COLS = "log_id, size, root, witness, line, created"
+ARCHIVE_COLS = "log_id, first_seq, end_seq, url, manifest_url, sha256, checkpoint_size, created"
+
+
+def hold_row(h: HoldRecord) -> tuple[Any, ...]:
+    return (h.tenant, h.id, h.query, h.reason, h.created_by, h.created, h.since, h.until,
+            h.released, h.released_by, h.record_seq, h.release_seq)
+
+
+def hold_record(row: tuple[Any, ...]) -> HoldRecord:
+    return HoldRecord(id=str(row[1]), tenant=str(row[0]), query=str(row[2]),
+                      reason=str(row[3]), created_by=str(row[4]), created=str(row[5]),
+                      since=row[6], until=row[7], released=row[8], released_by=row[9],
+                      record_seq=None if row[10] is None else int(row[10]),
+                      release_seq=None if row[11] is None else int(row[11]))
+
+
+def cosignature_row(c: Cosignature) -> tuple[Any, ...]:
+    return (c.log_id, c.size, bytes(c.root), c.witness, c.line, c.created)
+
+
+def cosignature_record(row: tuple[Any, ...]) -> Cosignature:
+    return Cosignature(int(row[0]), int(row[1]), bytes(row[2]), str(row[3]), str(row[4]),
+                       str(row[5]))
+
+
+def archive_row(a: ArchiveRecord) -> tuple[Any, ...]:
+    return (a.log_id, a.first, a.end, a.url, a.manifest_url, a.sha256, a.checkpoint_size,
+            a.created)
+
+
+def archive_record(row: tuple[Any, ...]) -> ArchiveRecord:
+    return ArchiveRecord(int(row[0]), int(row[1]), int(row[2]), str(row[3]), str(row[4]),
+                         str(row[5]), int(row[6]), str(row[7]))
+
+
+def purge_bundle(blob: bytes, first: int, count: int, entries: dict[int, bytes],
+                 where: str) -> bytes:
+    """A packed bundle with the entries at these seqs replaced (b"" purges, bytes
+    restore); seqs outside the bundle are ignored."""
+    old = unpack_entries(blob, count, where)
+    return pack_entries([entries.get(s, e) for s, e in enumerate(old, first)])
+
+
+def drop_personal(blob: bytes, seqs: set[int]) -> tuple[bytes | None, bool]:
+    """A packed personal row without these seqs' values: (new blob or None when nothing
+    is left, whether anything changed)."""
+    data = unpack_json(blob)
+    if not isinstance(data, dict):
+        return blob, False
+    left = {k: v for k, v in data.items() if int(k) not in seqs}
+    if len(left) == len(data):
+        return blob, False
+    return (pack_json(left) if left else None), True

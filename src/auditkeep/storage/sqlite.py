@@ -55,6 +55,7 @@ from auditkeep.storage.rows import delivery_row as _delivery_row
 from auditkeep.storage.rows import pack_rows as _pack_rows
 from auditkeep.storage.rows import split_digests as _split_digests
 from auditkeep.storage.rows import token_record as _token
+from auditkeep.storage.sqlite_keeping import KeepingRows
 
 _IN_CHUNK = 500  # bound on SQL variables in one IN (...)
 
@@ -110,8 +111,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-class SQLiteBackend:
-    """Backend on one SQLite file (`DATA/auditkeep.db`)."""
+class SQLiteBackend(KeepingRows):
+    """Backend on one SQLite file (`DATA/auditkeep.db`). Purge, restore and the
+    retention, hold, witness and archive rows are in sqlite_keeping.py."""
 
     def __init__(self, path: str | Path, *, cache_mib: int = 64) -> None:
         self.path = str(path)
@@ -422,24 +424,8 @@ class SQLiteBackend:
         return sorted(found)
 
     def erase(self, erasure: Erasure) -> None:
-        log_id = erasure.log_id
-        with self._write_lock, mapped_errors(f"erasing personal data in log {log_id}"):
-            w = self._writer
-            # Deleted content is overwritten with zeros, not left in free pages; then the
-            # WAL is emptied so no older copy of those pages stays in it.
-            w.execute("PRAGMA secure_delete = ON")
-            try:
-                w.execute("BEGIN IMMEDIATE")
-                try:
-                    self._erase(w, erasure)
-                    w.execute("COMMIT")
-                except BaseException:
-                    if w.in_transaction:
-                        w.execute("ROLLBACK")
-                    raise
-            finally:
-                w.execute("PRAGMA secure_delete = OFF")
-            w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with self._scrubbing_write(f"erasing personal data in log {erasure.log_id}") as w:
+            self._erase(w, erasure)
 
     def _erase(self, w: sqlite3.Connection, e: Erasure) -> None:
         log_id = e.log_id
