@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import sqlite3
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,12 +17,18 @@ from auditkeep.errors import FencedError, StorageError
 from auditkeep.log import merkle
 from auditkeep.storage.base import (
     AlertRecord,
+    ArchiveRecord,
     Backend,
     Commit,
+    Cosignature,
     DeliveryRecord,
     DetectCommit,
     Erasure,
+    HoldRecord,
     Lease,
+    Purge,
+    PurgedRange,
+    RetentionRecord,
     StoredCheckpoint,
     TokenRecord,
 )
@@ -706,3 +716,240 @@ class TestFencedAppend:
             assert_nothing_stored(store, log.id, 4)
         info = store.get_log("acme")
         assert info is not None and info.bus_seq == 3
+
+
+class TestPurge:
+    """Retention purge: entry bytes go, leaves, tiles and checkpoints stay."""
+
+    def _log(self, store: Backend) -> tuple[int, list[bytes], merkle.CompactTree]:
+        log = store.open_log("acme", "o/acme")
+        tree = merkle.CompactTree()
+        entries = [f'{{"seq":{i},"pad":"{"x" * (i % 7)}"}}'.encode() for i in range(600)]
+        nodes: list[tuple[int, int, bytes]] = []
+        for e in entries:
+            nodes.extend(tree.append(merkle.leaf_hash(e)))
+        personal = {s: {"actor.email": ["aa", f"u{s}@x.io"]} for s in range(0, 600, 5)}
+        store.append(Commit(
+            log.id, 0, entries, [hashlib.sha256(e).digest() for e in entries],
+            list(range(600)), personal, nodes, tree.size, tree.root(),
+            StoredCheckpoint(tree.size, tree.root(), "note", "t"),
+            {s: ("k8s.audit", f"raw{s}".encode()) for s in range(0, 600, 5)},
+            {s: (100 + s % 3,) for s in range(0, 600, 5)}))
+        return log.id, entries, tree
+
+    @staticmethod
+    def _entries(store: Backend, log_id: int) -> list[bytes]:
+        return [e for b in store.read_bundles(log_id, 0, 600) for e in b.entries]
+
+    def test_purged_seqs_read_as_empty_and_the_rest_is_unchanged(self, store: Backend) -> None:
+        log_id, entries, tree = self._log(store)
+        digests = [d for b in store.read_bundles(log_id, 0, 600) for d in b.digests]
+        tiles = store.read_tile_range(log_id, 0, 0, 10)
+        gone = [*range(250, 262), 400, 599]  # across a bundle boundary and the last seq
+        assert store.purge(Purge(log_id, gone, record_seq=599)) == len(gone)
+        got = self._entries(store, log_id)
+        assert [s for s, e in enumerate(got) if e == b""] == gone
+        assert [e for s, e in enumerate(got) if s not in gone] == \
+            [e for s, e in enumerate(entries) if s not in gone]
+        assert [d for b in store.read_bundles(log_id, 0, 600) for d in b.digests] == digests
+        assert [len(b.entries) for b in store.read_bundles(log_id, 0, 600)] == [256, 256, 88]
+        assert store.read_bundles(log_id, 255, 256)[0].entries[250 - 0] == b""
+        # leaves, every level of tiles, checkpoints, size, root and dedup keys stay
+        assert store.read_tile_range(log_id, 0, 0, 10) == tiles
+        read = lambda coords: store.read_nodes(log_id, coords)  # noqa: E731
+        assert merkle.root_from_reader(600, read) == tree.root()
+        assert store.read_nodes(log_id, [(0, 400)]) == [merkle.leaf_hash(entries[400])]
+        assert [c.size for c in store.checkpoints(log_id)] == [600]
+        assert store.get_log("acme").root == tree.root()  # type: ignore[union-attr]
+        assert store.find_dedup(log_id, [400]) == {400: [400]}
+
+    def test_personal_values_raws_and_subject_rows_of_purged_seqs_go(
+            self, store: Backend) -> None:
+        log_id, _, _ = self._log(store)
+        store.purge(Purge(log_id, [250, 255, 260, 261], record_seq=599))
+        held = store.read_personal(log_id, list(range(600)))
+        assert 250 not in held and 255 not in held and 260 not in held
+        assert held[245] == {"actor.email": ["aa", "u245@x.io"]}  # neighbours stay
+        assert held[265] == {"actor.email": ["aa", "u265@x.io"]}
+        assert store.read_raw(log_id, 255) is None
+        assert store.read_raw(log_id, 265) == ("k8s.audit", b"raw265")
+        assert set(store.read_raws(log_id, 245, 270)) == {245, 265}
+        for key in (100, 101, 102):
+            found = store.subject_seqs(log_id, [key])
+            assert not {250, 255, 260} & set(found)
+        assert 265 in store.subject_seqs(log_id, [101])
+
+    def test_purging_twice_counts_once_and_keeps_the_first_record(self, store: Backend) -> None:
+        log_id, _, _ = self._log(store)
+        assert store.purge(Purge(log_id, [10, 11, 12], record_seq=500)) == 3
+        assert store.purge(Purge(log_id, [11, 12, 13], record_seq=501)) == 1
+        assert store.purge(Purge(log_id, [10, 11, 12, 13], record_seq=502)) == 0
+        assert store.purge(Purge(log_id, [], record_seq=503)) == 0
+        assert store.purged_ranges(log_id) == [PurgedRange(10, 13, 500),
+                                               PurgedRange(13, 14, 501)]
+
+    def test_a_seq_past_the_end_of_the_log_is_refused(self, store: Backend) -> None:
+        log_id, entries, _ = self._log(store)
+        with pytest.raises(StorageError, match="outside"):
+            store.purge(Purge(log_id, [5, 600], record_seq=599))
+        assert self._entries(store, log_id) == entries
+        assert store.purged_ranges(log_id) == []
+
+    def test_ranges_merge_clip_and_keep_their_record_seq(self, store: Backend) -> None:
+        log_id, _, _ = self._log(store)
+        store.purge(Purge(log_id, [*range(0, 10), *range(20, 30)], record_seq=590))
+        store.purge(Purge(log_id, list(range(10, 20)), record_seq=590))  # joins both
+        store.purge(Purge(log_id, list(range(30, 40)), record_seq=591))  # touches, other record
+        store.purge(Purge(log_id, [100, 102], record_seq=591))
+        assert store.purged_ranges(log_id) == [
+            PurgedRange(0, 30, 590), PurgedRange(30, 40, 591), PurgedRange(100, 101, 591),
+            PurgedRange(102, 103, 591)]
+        assert store.purged_ranges(log_id, 5, 35) == [PurgedRange(5, 30, 590),
+                                                      PurgedRange(30, 35, 591)]
+        assert store.purged_ranges(log_id, 101, 102) == []
+        assert store.purged_ranges(log_id, 102) == [PurgedRange(102, 103, 591)]
+        assert store.purged_ranges(log_id, 40, 100) == []
+        assert store.purged_ranges(log_id + 7) == []
+
+    def test_restore_splits_a_run_and_gives_the_bytes_back(self, store: Backend) -> None:
+        log_id, entries, _ = self._log(store)
+        store.purge(Purge(log_id, list(range(250, 270)), record_seq=599))
+        back = {255: entries[255], 256: entries[256], 269: entries[269], 300: b"not purged"}
+        assert store.restore(log_id, back) == 3
+        assert store.purged_ranges(log_id) == [PurgedRange(250, 255, 599),
+                                               PurgedRange(257, 269, 599)]
+        got = self._entries(store, log_id)
+        assert got[255] == entries[255] and got[256] == entries[256]
+        assert got[269] == entries[269] and got[300] == entries[300]
+        assert got[254] == b"" and got[257] == b""
+        assert store.restore(log_id, {255: b"again"}) == 0
+        assert self._entries(store, log_id)[255] == entries[255]
+        # a restored seq can be purged again
+        assert store.purge(Purge(log_id, [255], record_seq=598)) == 1
+
+    def test_a_large_purge_is_one_call(self, store: Backend) -> None:
+        log_id, _, _ = self._log(store)
+        assert store.purge(Purge(log_id, list(range(0, 600, 2)), record_seq=599)) == 300
+        assert len(store.purged_ranges(log_id)) == 300
+        got = self._entries(store, log_id)
+        assert all((e == b"") == (s % 2 == 0) for s, e in enumerate(got))
+
+
+class TestRetentionAndHolds:
+    def test_retention_records_are_upserted_per_tenant(self, store: Backend) -> None:
+        assert store.get_retention("acme") is None and store.list_retention() == []
+        store.put_retention(RetentionRecord("acme", '{"auth":"400d"}', "2026-01-01T00:00:00Z",
+                                            "alice"))
+        store.put_retention(RetentionRecord("beta", "{}", "2026-01-02T00:00:00Z", "bob"))
+        new = RetentionRecord("acme", '{"auth":"90d"}', "2026-01-03T00:00:00Z", "carol")
+        store.put_retention(new)
+        assert store.get_retention("acme") == new
+        assert [r.tenant for r in store.list_retention()] == ["acme", "beta"]
+
+    def _hold(self, hold_id: str, tenant: str = "acme", created: str = "2026-01-01T00:00:00Z",
+              **kw: object) -> HoldRecord:
+        return HoldRecord(hold_id, tenant, 'actor.id = "u1"', "case 42", "alice", created,
+                          **kw)  # type: ignore[arg-type]
+
+    def test_holds_read_back_whole_and_are_replaced_by_tenant_and_id(
+            self, store: Backend) -> None:
+        h = self._hold("h1", since="2025-01-01T00:00:00Z", until="2026-01-01T00:00:00Z",
+                       record_seq=12)
+        store.put_hold(h)
+        assert store.get_hold("acme", "h1") == h
+        assert store.get_hold("beta", "h1") is None
+        released = dataclasses.replace(h, released="2026-02-01T00:00:00Z", released_by="bob",
+                                       release_seq=40)
+        store.put_hold(released)
+        assert store.get_hold("acme", "h1") == released
+        assert store.holds() == [released]
+
+    def test_holds_list_oldest_first_per_tenant_and_filter_active(
+            self, store: Backend) -> None:
+        store.put_hold(self._hold("h2", created="2026-01-02T00:00:00Z"))
+        store.put_hold(self._hold("h1", created="2026-01-01T00:00:00Z",
+                                  released="2026-01-05T00:00:00Z", released_by="bob"))
+        store.put_hold(self._hold("h3", tenant="beta", created="2026-01-03T00:00:00Z"))
+        assert [h.id for h in store.holds()] == ["h1", "h2", "h3"]
+        assert [h.id for h in store.holds("acme")] == ["h1", "h2"]
+        assert [h.id for h in store.holds("acme", active=True)] == ["h2"]
+        assert [h.id for h in store.holds("acme", active=False)] == ["h1"]
+        assert [h.id for h in store.holds(active=True)] == ["h2", "h3"]
+        assert store.holds("gamma") == []
+
+
+class TestWitnessRows:
+    def test_cosignatures_are_upserted_and_listed_by_size_then_witness(
+            self, store: Backend) -> None:
+        a = Cosignature(1, 10, b"r" * 32, "w2", "— w2 AAAA\n", "t1")
+        b = Cosignature(1, 10, b"r" * 32, "w1", "— w1 BBBB\n", "t1")
+        c = Cosignature(1, 5, b"q" * 32, "w2", "— w2 CCCC\n", "t0")
+        for x in (a, b, c, Cosignature(2, 10, b"s" * 32, "w1", "— w1 DDDD\n", "t1")):
+            store.put_cosignature(x)
+        assert store.cosignatures(1) == [c, b, a]
+        assert store.cosignatures(1, 10) == [b, a]
+        assert store.cosignatures(1, 7) == []
+        newer = Cosignature(1, 10, b"r" * 32, "w1", "— w1 EEEE\n", "t2")
+        store.put_cosignature(newer)
+        assert store.cosignatures(1, 10) == [newer, a]
+
+    def test_witness_head_is_compare_and_set(self, store: Backend) -> None:
+        assert store.witness_head("o/acme") is None
+        assert not store.set_witness_head("o/acme", 5, 10, b"a" * 32)  # there is none
+        assert store.set_witness_head("o/acme", 0, 10, b"a" * 32)
+        assert not store.set_witness_head("o/acme", 0, 11, b"b" * 32)  # stale old size
+        assert store.witness_head("o/acme") == (10, b"a" * 32)
+        assert store.set_witness_head("o/acme", 10, 12, b"c" * 32)
+        assert store.witness_head("o/acme") == (12, b"c" * 32)
+        assert store.witness_head("o/beta") is None
+
+    def test_of_two_racing_updates_exactly_one_wins(self, store: Backend) -> None:
+        store.set_witness_head("o/acme", 0, 10, b"a" * 32)
+        for round_ in range(5):
+            size = store.witness_head("o/acme")[0]  # type: ignore[index]
+            barrier = threading.Barrier(2)
+
+            def race(i: int, size: int = size) -> bool:
+                barrier.wait()
+                return store.set_witness_head("o/acme", size, size + 1 + i,
+                                              bytes([i]) * 32)
+
+            with ThreadPoolExecutor(2) as pool:
+                won = list(pool.map(race, (0, 1)))
+            assert won.count(True) == 1, round_
+            head = store.witness_head("o/acme")
+            assert head == (size + 1 + won.index(True), bytes([won.index(True)]) * 32)
+
+
+class TestArchiveRows:
+    def test_archive_rows_are_upserted_by_first_seq_and_listed_in_order(
+            self, store: Backend) -> None:
+        a = ArchiveRecord(1, 256, 512, "s3://b/a2.parquet", "s3://b/a2.json", "ab" * 32,
+                          600, "t1")
+        b = ArchiveRecord(1, 0, 256, "file:///x/a1.parquet", "file:///x/a1.json", "cd" * 32,
+                          600, "t0")
+        store.put_archive(a)
+        store.put_archive(b)
+        store.put_archive(ArchiveRecord(2, 0, 10, "u", "m", "ef" * 32, 10, "t0"))
+        assert store.archives(1) == [b, a]
+        moved = dataclasses.replace(a, url="s3://c/a2.parquet", sha256="01" * 32)
+        store.put_archive(moved)
+        assert store.archives(1) == [b, moved]
+        assert store.archives(3) == []
+
+
+class TestSQLitePurge:
+    def test_purged_bytes_do_not_stay_in_the_file_or_its_wal(self, tmp_path: Path) -> None:
+        store = SQLiteBackend(tmp_path / "t.db")
+        try:
+            log_id, _, _ = TestPurge()._log(store)
+            conn = sqlite3.connect(tmp_path / "t.db")
+            (old,) = conn.execute("SELECT entries FROM bundles WHERE first_seq = 256").fetchone()
+            conn.close()
+            probe = bytes(old)[len(old) // 2 : len(old) // 2 + 48]
+            files = lambda: b"".join(p.read_bytes() for p in tmp_path.iterdir())  # noqa: E731
+            assert probe in files()
+            store.purge(Purge(log_id, list(range(256, 512)), record_seq=599))
+            assert probe not in files()
+        finally:
+            store.close()

@@ -1,9 +1,10 @@
 """Versioned schema migrations for the PostgreSQL backend. Append new versions; never edit old ones.
 
 Version 1 is the whole schema of SQLite's migrations 1-7 at once (this backend started
-there). Text that is ordered or compared (alert times, ids, names) is `COLLATE "C"`, so
-rows sort by code point exactly as SQLite's BINARY collation sorts them, whatever
-locale the database was created with.
+there), version 2 is SQLite's 8 (purge marks, retention, holds, cosignatures, witness
+heads, archives). Text that is ordered or compared (alert times, ids, names) is
+`COLLATE "C"`, so rows sort by code point exactly as SQLite's BINARY collation sorts
+them, whatever locale the database was created with.
 """
 
 from __future__ import annotations
@@ -166,6 +167,68 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE TABLE secrets (
             name text PRIMARY KEY,
             value bytea NOT NULL
+        );
+        """,
+    ),
+    (
+        2,
+        """
+        -- Retention purges: runs [first_seq, end_seq) whose entry bytes went (b"" in
+        -- their bundle, leaves and tiles stay), with the seq of the retention record.
+        CREATE TABLE purged (
+            log_id bigint NOT NULL,
+            first_seq bigint NOT NULL,
+            end_seq bigint NOT NULL,
+            record_seq bigint NOT NULL,
+            PRIMARY KEY (log_id, first_seq)
+        );
+        -- purge deletes a seq's subject rows without knowing their keys
+        CREATE INDEX subjects_by_seq ON subjects (log_id, seq);
+        CREATE TABLE retention (
+            tenant text COLLATE "C" PRIMARY KEY,
+            body text NOT NULL,
+            updated text NOT NULL,
+            updated_by text NOT NULL
+        );
+        CREATE TABLE holds (
+            tenant text COLLATE "C" NOT NULL,
+            id text COLLATE "C" NOT NULL,
+            query text NOT NULL,
+            reason text NOT NULL,
+            created_by text NOT NULL,
+            created text COLLATE "C" NOT NULL,
+            since text,
+            until text,
+            released text,
+            released_by text,
+            record_seq bigint,
+            release_seq bigint,
+            PRIMARY KEY (tenant, id)
+        );
+        CREATE TABLE cosignatures (
+            log_id bigint NOT NULL,
+            size bigint NOT NULL,
+            witness text COLLATE "C" NOT NULL,
+            root bytea NOT NULL,
+            line text NOT NULL,
+            created text NOT NULL,
+            PRIMARY KEY (log_id, size, witness)
+        );
+        CREATE TABLE witness_heads (
+            origin text PRIMARY KEY,
+            size bigint NOT NULL,
+            root bytea NOT NULL
+        );
+        CREATE TABLE archives (
+            log_id bigint NOT NULL,
+            first_seq bigint NOT NULL,
+            end_seq bigint NOT NULL,
+            url text NOT NULL,
+            manifest_url text NOT NULL,
+            sha256 text NOT NULL,
+            checkpoint_size bigint NOT NULL,
+            created text NOT NULL,
+            PRIMARY KEY (log_id, first_seq)
         );
         """,
     ),

@@ -51,6 +51,7 @@ from auditkeep.storage.codec import (
     unpack_entries,
     unpack_json,
 )
+from auditkeep.storage.pg_keeping import KeepingRows
 from auditkeep.storage.pg_schema import MIGRATIONS
 from auditkeep.storage.rows import ALERT_COLS as _ALERT_COLS
 from auditkeep.storage.rows import DELIVERY_COLS as _DELIVERY_COLS
@@ -82,8 +83,9 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-class PostgresBackend:
-    """Backend on a PostgreSQL database (`--storage postgresql://user@host/db`)."""
+class PostgresBackend(KeepingRows):
+    """Backend on a PostgreSQL database (`--storage postgresql://user@host/db`). Purge,
+    restore and the retention, hold, witness and archive rows are in pg_keeping.py."""
 
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         params = _parse_url(url)
