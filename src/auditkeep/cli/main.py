@@ -54,6 +54,7 @@ def _register() -> None:
         alerts_cmd,
         client_cmds,
         config_cmd,
+        holds_cmd,
         import_cmd,
         investigate,
         journal_cmd,
@@ -63,6 +64,7 @@ def _register() -> None:
         schemas_cmd,
         serve,
         verify_cmd,
+        witness_cmd,
     )
 
     cli.add_command(serve.serve)
@@ -87,6 +89,8 @@ def _register() -> None:
     cli.add_command(privacy_cmd.subjects)
     cli.add_command(privacy_cmd.scan_pii)
     cli.add_command(migrate_cmd.migrate)
+    cli.add_command(witness_cmd.witness)
+    cli.add_command(holds_cmd.holds)
 
 
 _register()

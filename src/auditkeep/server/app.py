@@ -27,6 +27,7 @@ from auditkeep.server.alerts import (
 from auditkeep.server.context import json_response
 from auditkeep.server.dashboards import dashboard
 from auditkeep.server.export import export
+from auditkeep.server.holds import get_hold, list_holds, post_hold, post_release
 from auditkeep.server.ingest import post_events
 from auditkeep.server.openapi import OPENAPI
 from auditkeep.server.pipelines import Pipelines
@@ -100,6 +101,10 @@ def create_app(n: Node) -> Starlette:
         Route("/v1/rules/{file}", delete_rule_file, methods=["DELETE"]),
         Route("/v1/erasure", post_erasure, methods=["POST"]),
         Route("/v1/subjects/{subject}/events", subject_events, methods=["GET"]),
+        Route("/v1/holds", list_holds, methods=["GET"]),
+        Route("/v1/holds", post_hold, methods=["POST"]),
+        Route("/v1/holds/{id}", get_hold, methods=["GET"]),
+        Route("/v1/holds/{id}/release", post_release, methods=["POST"]),
         Route("/v1/logs/{tenant}/checkpoint", get_checkpoint, methods=["GET"]),
         Route("/v1/logs/{tenant}/proof/inclusion", get_inclusion, methods=["GET"]),
         Route("/v1/logs/{tenant}/proof/consistency", get_consistency, methods=["GET"]),

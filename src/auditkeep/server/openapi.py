@@ -6,6 +6,7 @@ from typing import Any
 
 from auditkeep import __version__
 from auditkeep.server.openapi_detect import DETECT_PATHS, PRIVACY_PATHS
+from auditkeep.server.openapi_holds import HOLD_PATHS
 from auditkeep.server.openapi_parts import _B64, _ERRORS, _PROBLEM, _TENANT, _json, _q
 from auditkeep.server.openapi_query import QUERY_PATHS
 
@@ -225,5 +226,6 @@ OPENAPI: dict[str, Any] = {
         **QUERY_PATHS,
         **DETECT_PATHS,
         **PRIVACY_PATHS,
+        **HOLD_PATHS,
     },
 }
