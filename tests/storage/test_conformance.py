@@ -797,7 +797,7 @@ class TestPurge:
 
     def test_ranges_merge_clip_and_keep_their_record_seq(self, store: Backend) -> None:
         log_id, _, _ = self._log(store)
-        store.purge(Purge(log_id, [*range(0, 10), *range(20, 30)], record_seq=590))
+        store.purge(Purge(log_id, [*range(10), *range(20, 30)], record_seq=590))
         store.purge(Purge(log_id, list(range(10, 20)), record_seq=590))  # joins both
         store.purge(Purge(log_id, list(range(30, 40)), record_seq=591))  # touches, other record
         store.purge(Purge(log_id, [100, 102], record_seq=591))
@@ -909,7 +909,7 @@ class TestWitnessRows:
             size = store.witness_head("o/acme")[0]  # type: ignore[index]
             barrier = threading.Barrier(2)
 
-            def race(i: int, size: int = size) -> bool:
+            def race(i: int, size: int = size, barrier: threading.Barrier = barrier) -> bool:
                 barrier.wait()
                 return store.set_witness_head("o/acme", size, size + 1 + i,
                                               bytes([i]) * 32)
