@@ -16,6 +16,7 @@ from auditkeep.errors import ConfigError, FencedError, StorageError
 from auditkeep.log import merkle
 from auditkeep.storage.base import Commit, DetectCommit, Erasure, Lease
 from auditkeep.storage.codec import unpack_entries, unpack_json
+from auditkeep.storage.pg_schema import MIGRATIONS
 from auditkeep.storage.postgres import CONNECT_TIMEOUT, PostgresBackend
 from tests.services import PG_URL, missing, pg_available, with_schema
 
@@ -127,8 +128,9 @@ class TestSharedDatabase:
         try:
             assert all(isinstance(b, PostgresBackend) for b in opened), opened
             with psycopg.connect(pg_url) as conn:
-                rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
-            assert rows == [(1,)]
+                rows = conn.execute("SELECT version FROM schema_migrations "
+                                    "ORDER BY version").fetchall()
+            assert rows == [(v,) for v, _ in MIGRATIONS]  # each once
         finally:
             for b in opened:
                 if isinstance(b, PostgresBackend):
