@@ -3,14 +3,15 @@ creating and releasing one are records in the tenant's log."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any
 
 import msgspec
 import pytest
 
 from auditkeep.datadir import Node
-from auditkeep.errors import ConflictError, NotFoundError, ValidationError
-from auditkeep.log.service import access_log_name
+from auditkeep.errors import ConflictError, NotFoundError, Pushback, ValidationError
+from auditkeep.log.service import LogService, access_log_name
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.schema import Event
 from auditkeep.retention.holds import (
@@ -176,3 +177,24 @@ class TestCreateAndRelease:
         with pytest.raises(ValidationError):
             create_hold(node.logs, access_log_name(TENANT), "a", "r", created_by="t")
         assert node.store.holds() == [] and node.store.get_log(TENANT) is None
+
+
+class _RefusingBus:
+    """An ingest bus that is full: every append is pushed back."""
+
+    def append(self, name: str, pendings: list[Any]) -> Future[Any]:
+        f: Future[Any] = Future()
+        f.set_exception(Pushback("bus full"))
+        return f
+
+    def accept(self, name: str, pendings: list[Any]) -> Future[list[str]]:
+        return self.append(name, pendings)
+
+
+def test_a_hold_whose_record_cannot_be_appended_is_released_again(node: Node) -> None:
+    logs = LogService(node.store, node.logs.keys, appender=_RefusingBus())
+    with pytest.raises(Pushback):
+        create_hold(logs, TENANT, "actor:alice", "matter 1", created_by="tok_test")
+    (h,) = node.store.holds(TENANT)
+    assert h.released is not None and h.released_by == "auditkeep-holds"
+    assert h.record_seq is None and node.store.holds(TENANT, active=True) == []
