@@ -54,6 +54,7 @@ def _register() -> None:
         alerts_cmd,
         client_cmds,
         config_cmd,
+        evidence_cmd,
         holds_cmd,
         import_cmd,
         investigate,
@@ -73,6 +74,7 @@ def _register() -> None:
     cli.add_command(investigate.aggregate)
     cli.add_command(investigate.context)
     cli.add_command(investigate.export)
+    cli.add_command(evidence_cmd.evidence)
     cli.add_command(investigate.saved)
     cli.add_command(client_cmds.proof)
     cli.add_command(verify_cmd.verify)

@@ -26,6 +26,7 @@ from auditkeep.server.alerts import (
 )
 from auditkeep.server.context import json_response
 from auditkeep.server.dashboards import dashboard
+from auditkeep.server.evidence import get_evidence
 from auditkeep.server.export import export
 from auditkeep.server.holds import get_hold, list_holds, post_hold, post_release
 from auditkeep.server.ingest import post_events
@@ -85,6 +86,7 @@ def create_app(n: Node) -> Starlette:
         Route("/v1/search", search, methods=["GET"]),
         Route("/v1/aggregate", aggregate, methods=["GET"]),
         Route("/v1/export", export, methods=["GET"]),
+        Route("/v1/evidence", get_evidence, methods=["GET"]),
         Route("/v1/dashboards/{name}", dashboard, methods=["GET"]),
         Route("/v1/saved-searches", list_saved, methods=["GET"]),
         Route("/v1/saved-searches/{name}", get_saved, methods=["GET"]),

@@ -63,6 +63,20 @@ QUERY_PATHS: dict[str, Any] = {
         "responses": {"200": {"description": "the export, streamed", "content": {
             "application/x-ndjson": {}, "text/csv": {}, "application/vnd.apache.parquet": {}}},
             **_ERRORS}}},
+    "/v1/evidence": {"get": {
+        "summary": "An evidence bundle (zip) of every event a query selects, for auditors: "
+                   "canonical entries, a C2SP tlog-proof each, the cosigned checkpoint, "
+                   "keys, raw originals, manifest and README (docs/evidence.md)",
+        "description": "Needs scope audit (or admin). All of the selection or nothing: a "
+                       "query selecting more than `limit` events is a 400 naming "
+                       "/query/limit. Recorded in the tenant's `_access` log before it is "
+                       "answered. Verify with tools/verify_evidence.py.",
+        "parameters": [_QUERY[0], *_QUERY[2:],
+                       _q("limit", "most events the bundle may hold, 1..10000 (default "
+                          "10000)", {"type": "integer", "minimum": 1, "maximum": 10000})],
+        "responses": {"200": {"description": "the bundle", "content": {
+            "application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+            **_ERRORS}}},
     "/v1/dashboards/{name}": {"get": {
         "summary": "A dashboard's panels from live data: executive, oncall or debug",
         "parameters": [{"name": "name", "in": "path", "required": True,
