@@ -8,6 +8,8 @@
     ├── AuthError                missing or unknown token (401)
     │   └── ForbiddenError       token lacks the scope or the tenant (403)
     ├── NotFoundError            no such tenant, seq, event or checkpoint (404)
+    │   └── GoneError            deleted on purpose, e.g. an erased raw object (410)
+    │       └── PurgedError      an entry purged by retention; its leaf stays (410)
     ├── ConflictError            same event id, different content (409)
     ├── Pushback                 a sequencer queue is full; retry later (503)
     ├── ProofError               a proof or checkpoint does not verify
@@ -16,6 +18,7 @@
     │   ├── CorruptionError      stored bytes cannot be decoded
     │   └── FencedError          a sequencer lost its lease (or the log moved): not committed (503)
     ├── ConfigError              bad configuration or data directory
+    ├── WitnessError             a witness refused a checkpoint or could not be reached (502)
     └── SpoolFull                the SDK's spool stayed full for the whole block timeout
 
 Every error carries the HTTP status it maps to and, where input is at fault, a list
@@ -123,6 +126,24 @@ class GoneError(NotFoundError):
     slug = "gone"
 
 
+class PurgedError(GoneError):
+    """The entry at `seq` was purged by retention: its bytes are gone, its leaf hash
+    (and so every proof) stays. `record_seq` is the seq of the retention record that
+    purged it, when known."""
+
+    title = "Purged by retention"
+    slug = "purged"
+
+    def __init__(self, log: str, seq: int, record_seq: int | None = None) -> None:
+        by = (f" by the retention record at seq {record_seq}" if record_seq is not None
+              else "")
+        super().__init__(f"log {log!r}: the entry at seq {seq} was purged{by}; its leaf "
+                         "hash stays in the tree, so proofs still verify")
+        self.log = log
+        self.seq = seq
+        self.record_seq = record_seq
+
+
 class ConflictError(AuditkeepError):
     status = 409
     title = "Conflict"
@@ -178,6 +199,19 @@ class ConfigError(AuditkeepError):
     slug = "config"
 
 
+class WitnessError(AuditkeepError):
+    """A witness did not cosign: it refused the checkpoint (its HTTP status is kept in
+    `witness_status`), answered something that is not a valid cosignature, or was down."""
+
+    status = 502
+    title = "Witness did not cosign"
+    slug = "witness"
+
+    def __init__(self, detail: str, *, witness_status: int | None = None) -> None:
+        super().__init__(detail)
+        self.witness_status = witness_status
+
+
 class SpoolFull(AuditkeepError):
     """The SDK's spool is at its size limit and did not drain within the block timeout."""
 
@@ -200,9 +234,11 @@ __all__ = [
     "NoteError",
     "PayloadTooLarge",
     "ProofError",
+    "PurgedError",
     "Pushback",
     "SpoolFull",
     "StageRejection",
     "StorageError",
     "ValidationError",
+    "WitnessError",
 ]

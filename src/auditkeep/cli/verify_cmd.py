@@ -12,7 +12,22 @@ from auditkeep.datadir import data_dir
 from auditkeep.errors import NoteError
 from auditkeep.log.keys import KeyRing
 from auditkeep.log.note import Verifier
-from auditkeep.log.verify import verify_log
+from auditkeep.log.verify import LogReport, verify_log
+
+_RANGES_SHOWN = 10
+
+
+def purged_line(report: LogReport) -> str | None:
+    """How much retention purged, as purged (not missing): counts and the ranges with the
+    seq of the retention record of each, the first few of them."""
+    runs = report.purged_ranges
+    if not runs:
+        return None
+    shown = ", ".join(f"{r.first}..{r.end - 1} (record seq {r.record_seq})"
+                      for r in runs[:_RANGES_SHOWN])
+    more = f", … and {len(runs) - _RANGES_SHOWN} more" if len(runs) > _RANGES_SHOWN else ""
+    return (f"{report.log}: {report.purged:,} entries purged by retention in {len(runs)} "
+            f"range{'s' if len(runs) != 1 else ''}: {shown}{more}")
 
 
 def _journal(path: Path) -> list[str]:
@@ -59,6 +74,9 @@ def verify(data: str | None, storage: str | None, only: tuple[str, ...],
                       f"{'s' if report.erasures != 1 else ''}" if report.erased else "")
             click.echo(f"{info.name}: {report.entries} entries, {report.checkpoints} "
                        f"checkpoints{erased}: {status}")
+            purged = purged_line(report)
+            if purged is not None:
+                click.echo(purged)
             for f in report.findings:
                 click.echo(f"  {f}")
             bad += len(report.findings)

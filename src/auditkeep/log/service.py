@@ -21,7 +21,14 @@ from typing import Any, Protocol
 
 import orjson
 
-from auditkeep.errors import ConfigError, FieldProblem, NoteError, NotFoundError, ValidationError
+from auditkeep.errors import (
+    ConfigError,
+    FieldProblem,
+    NoteError,
+    NotFoundError,
+    PurgedError,
+    ValidationError,
+)
 from auditkeep.log import merkle
 from auditkeep.log.checkpoint import open_checkpoint
 from auditkeep.log.compaction import Compaction, append_note, compact_log
@@ -319,21 +326,38 @@ class LogService:
                 self._bundles.popitem(last=False)
         return b
 
+    def forget_bundles(self, log_id: int) -> None:
+        """Drop the cached bundles of a log: retention and rehydration call it after
+        they changed its bundles (purge, restore), so reads see the change at once."""
+        with self._bundles_lock:
+            for key in [k for k in self._bundles if k[0] == log_id]:
+                del self._bundles[key]
+
     def entry(self, name: str, seq: int) -> bytes:
+        """The canonical bytes at `seq`. PurgedError (410) if retention purged them."""
         info = self.info(name)
         if not 0 <= seq < self.size(name):
             raise NotFoundError(f"log {name!r} has no seq {seq}")
         b = self._bundle_for(info.id, seq)
         if b is None:
             raise NotFoundError(f"log {name!r}: seq {seq} is not stored")
-        return b.entries[seq - b.first_seq]
+        data = b.entries[seq - b.first_seq]
+        if not data:  # no canonical entry is empty: zero-length is a purged one
+            marks = self.store.purged_ranges(info.id, seq, seq + 1)
+            raise PurgedError(name, seq, marks[0].record_seq if marks else None)
+        return data
 
     def records(self, name: str, seqs: Iterable[int], *, personal: bool) -> list[dict[str, Any]]:
-        """Stored records for `seqs` (in that order), personal values filled in if allowed."""
-        seqs = list(seqs)
-        out = [orjson.loads(self.entry(name, s)) for s in seqs]
-        if personal and seqs:
-            values = self.store.read_personal(self.info(name).id, seqs)
+        """Stored records for `seqs` (in that order), personal values filled in if allowed.
+        Purged seqs are left out: search hits may lag a purge."""
+        out = []
+        for s in seqs:
+            try:
+                out.append(orjson.loads(self.entry(name, s)))
+            except PurgedError:
+                continue
+        if personal and out:
+            values = self.store.read_personal(self.info(name).id, [r["seq"] for r in out])
             for rec in out:
                 reveal(rec, values.get(rec["seq"]))
         return out

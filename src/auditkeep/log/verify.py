@@ -5,6 +5,8 @@ It trusts nothing in the database but the entries' own bytes: leaves are recompu
 from entries, the tree from the leaves; stored tiles, the log's size and every
 checkpoint are checked against that, and checkpoints against the published keys
 (or keys the auditor supplies) and the checkpoint journal kept outside the database.
+An entry purged by retention has no bytes left: its leaf is the stored one, so the tree
+above it, every upper tile and every signed root are still checked.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -22,7 +24,14 @@ from auditkeep.errors import CorruptionError, NoteError
 from auditkeep.log.checkpoint import open_checkpoint
 from auditkeep.log.merkle import CompactTree, leaf_hashes
 from auditkeep.log.note import Verifier
-from auditkeep.storage.base import TILE_WIDTH, Backend, Bundle, LogInfo, StoredCheckpoint
+from auditkeep.storage.base import (
+    TILE_WIDTH,
+    Backend,
+    Bundle,
+    LogInfo,
+    PurgedRange,
+    StoredCheckpoint,
+)
 
 _SEQ_KEY = b'"seq":'
 _SEQ_VALUE = re.compile(rb'"seq":(\d+)')
@@ -34,7 +43,15 @@ _RAW_KEY = b'"raw":{"format":'  # canonical JSON: the raw object's keys come sor
 class Finding:
     """One thing wrong. `kind` is one of: modified, deleted, inserted, reordered, corrupt,
     tile-mismatch, size-mismatch, forged-checkpoint, forked-checkpoint,
-    checkpoint-mismatch, rolled-back, raw-modified, raw-missing, erasure-unrecorded."""
+    checkpoint-mismatch, rolled-back, raw-modified, raw-missing, erasure-unrecorded,
+    purge-unrecorded, purge-unapplied.
+
+    Purges: an entry with no bytes and no purge mark is "deleted"; a purge mark whose
+    retention record seq holds no `auditkeep.retention.purge` record (nor an entry purged
+    in turn by one) is "purge-unrecorded"; a purge mark on an entry whose bytes are still
+    stored is "purge-unapplied" (restore drops the mark with the bytes it puts back, so
+    a mark over bytes means retention's deletion did not happen, or bytes came back some
+    other way)."""
 
     log: str
     kind: str
@@ -56,6 +73,8 @@ class LogReport:
     findings: list[Finding] = field(default_factory=list)
     erased: int = 0  # events whose personal values or raw object an erasure deleted
     erasures: int = 0  # the erasure records that did it
+    purged: int = 0  # entries whose bytes retention purged (their leaves stay)
+    purged_ranges: list[PurgedRange] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -203,6 +222,8 @@ def _misplaced(first: int, entries: list[bytes]) -> list[tuple[int, int | None]]
            if not e.startswith(w, e.rfind(key) + 6)]
     out: list[tuple[int, int | None]] = []
     for pos in odd:
+        if not entries[pos - first]:
+            continue  # purged (or deleted): reported by `_Purges`
         seq = entry_seq(entries[pos - first])
         if seq != pos:
             out.append((pos, seq))
@@ -212,12 +233,102 @@ def _misplaced(first: int, entries: list[bytes]) -> list[tuple[int, int | None]]
 _CHUNK = 16_384  # entries hashed and folded into the tree at a time
 
 
+class _Purges:
+    """Puts the stored leaf in place of each zero-length (purged) entry's, and reports
+    zero-length entries without a purge mark and marks over entries still stored."""
+
+    __slots__ = ("_firsts", "_info", "_report", "_runs", "_store")
+
+    def __init__(self, store: Backend, info: LogInfo, report: LogReport) -> None:
+        self._store, self._info, self._report = store, info, report
+        self._runs = store.purged_ranges(info.id)
+        self._firsts = [r.first for r in self._runs]
+        report.purged_ranges = self._runs
+        report.purged = sum(r.end - r.first for r in self._runs)
+
+    def marked(self, seq: int) -> PurgedRange | None:
+        i = bisect.bisect_right(self._firsts, seq) - 1
+        return self._runs[i] if i >= 0 and seq < self._runs[i].end else None
+
+    def leaves(self, first: int, entries: list[bytes], leaves: list[bytes]) -> None:
+        end = first + len(entries)
+        i = max(bisect.bisect_right(self._firsts, first) - 1, 0)
+        while i < len(self._runs) and self._runs[i].first < end:
+            r = self._runs[i]
+            i += 1
+            for seq in range(max(r.first, first), min(r.end, end)):
+                if entries[seq - first]:
+                    self._report.findings.append(Finding(
+                        self._info.name, "purge-unapplied", f"marked purged by the retention "
+                        f"record at seq {r.record_seq}, but its entry bytes are still stored",
+                        seq=seq))
+        if b"" not in entries:  # the common case: one C-level scan of the chunk
+            return
+        empty = [pos for pos, e in enumerate(entries, first) if not e]
+        stored = self._stored_leaves(empty)
+        for pos in empty:
+            if self.marked(pos) is None:
+                self._report.findings.append(Finding(
+                    self._info.name, "deleted", "entry bytes missing and no retention record "
+                    "purged it", seq=pos))
+            leaf = stored.get(pos)
+            if leaf is None:
+                self._report.findings.append(Finding(
+                    self._info.name, "corrupt", "the entry has no bytes and its leaf is "
+                    "missing from the stored tiles", seq=pos))
+                continue
+            leaves[pos - first] = leaf
+
+    def _stored_leaves(self, seqs: list[int]) -> dict[int, bytes]:
+        lo, hi = seqs[0] // TILE_WIDTH, seqs[-1] // TILE_WIDTH + 1
+        tiles: dict[int, bytes] = {}
+        # read_tile_range leaves out absent rows, so rows are placed by their length
+        # only when the whole span came back; otherwise tile by tile
+        rows = self._store.read_tile_range(self._info.id, 0, lo, hi)
+        if len(rows) == hi - lo:
+            tiles = dict(enumerate(rows, lo))
+        else:
+            for t in sorted({s // TILE_WIDTH for s in seqs}):
+                got = self._store.read_tile_range(self._info.id, 0, t, t + 1)
+                if got:
+                    tiles[t] = got[0]
+        out = {}
+        for s in seqs:
+            off = (s % TILE_WIDTH) * 32
+            h = tiles.get(s // TILE_WIDTH, b"")[off : off + 32]
+            if len(h) == 32:
+                out[s] = h
+        return out
+
+    def check_records(self, entry_at: Callable[[int], bytes | None]) -> None:
+        """Each run names a seq holding a retention purge record, or an entry purged in
+        turn by one (retention may purge its own old records)."""
+        for record in sorted({r.record_seq for r in self._runs}):
+            seen: set[int] = set()
+            seq: int | None = record
+            while seq is not None and seq not in seen:
+                seen.add(seq)
+                entry = entry_at(seq)
+                if entry and _PURGE_KEY in entry:
+                    break
+                mark = self.marked(seq) if entry == b"" else None
+                seq = mark.record_seq if mark is not None else None
+            else:
+                self._report.findings.append(Finding(
+                    self._info.name, "purge-unrecorded", "entries were purged, but the seq "
+                    "their purge mark names holds no retention purge record", seq=record))
+
+
+_PURGE_KEY = b'"action":"auditkeep.retention.purge"'
+
+
 def verify_log(store: Backend, info: LogInfo, verifiers: Sequence[Verifier],
                journal: Sequence[str] = ()) -> LogReport:
     report = LogReport(info.name)
     index = store.bundle_index(info.id)
     tree = CompactTree()
     tiles = _TileCheck(store, info)
+    purges = _Purges(store, info, report)
     roots: dict[int, bytes] = {0: tree.root()}
     checkpoints = store.checkpoints(info.id)
     # Sizes whose root a check needs, in order: the tree is folded up to each in turn.
@@ -235,6 +346,7 @@ def verify_log(store: Backend, info: LogInfo, verifiers: Sequence[Verifier],
         if _RAW_KEY in b"".join(entries):
             with_raw.extend((pos, e) for pos, e in enumerate(entries, first) if _RAW_KEY in e)
         leaves = leaf_hashes(entries)
+        purges.leaves(first, entries, leaves)
         done = 0
         while done < len(leaves):
             size = tree.size
@@ -281,20 +393,25 @@ def verify_log(store: Backend, info: LogInfo, verifiers: Sequence[Verifier],
             seq=first))
     erased = store.erased_seqs(info.id)
     _check_raws(store, info, report, with_raw, erased)
-    _check_erasures(store, info, report, erased)
+    entry_at = lambda seq: _entry_at(store, info, seq)  # noqa: E731
+    purges.check_records(entry_at)
+    _check_erasures(store, info, report, erased, purges)
     _check_checkpoints(info, report, checkpoints, roots, verifiers, journal, bad_leaves)
     return report
 
 
 def _check_erasures(store: Backend, info: LogInfo, report: LogReport,
-                    erased: dict[int, int]) -> None:
+                    erased: dict[int, int], purges: _Purges) -> None:
     """Every erased event names the erasure record that erased it, and that record is in
-    the log: data gone without a record would be a deletion, not an erasure."""
+    the log: data gone without a record would be a deletion, not an erasure. (An erasure
+    record purged by retention since is accounted for by its purge mark.)"""
     report.erased = len(erased)
     records = sorted(set(erased.values()))
     report.erasures = len(records)
     for seq in records:
         entry = _entry_at(store, info, seq)
+        if entry == b"" and purges.marked(seq) is not None:
+            continue
         if entry is None or _ERASURE_KEY not in entry:
             report.findings.append(Finding(
                 info.name, "erasure-unrecorded", "personal data was erased, but the seq it "
