@@ -16,6 +16,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from auditkeep.errors import FieldProblem, StorageError, ValidationError
 from auditkeep.query import plans, rollups
 from auditkeep.query.ast import Node
@@ -175,8 +177,11 @@ class SearchIndex:
         return dict(self._reader().execute("SELECT log_id, seq FROM field_cursors").fetchall())
 
     def add(self, log_id: int, records: Sequence[dict[str, Any]], next_seq: int,
-            raws: dict[int, Any] | None = None, *, fields: bool = True) -> bool:
+            raws: dict[int, Any] | None = None, *, fields: bool = True,
+            first: int | None = None) -> bool:
         """Index `records` (consecutive, from the log's cursor) and move the cursor.
+        `first`: the seq the batch starts at, when purged entries (none to index) make
+        the records fewer than the seqs [first, next_seq).
         `raws` maps seq -> the parsed raw source object of records that have one.
         With `fields=False` only the columns, free text and their rollups are written,
         and `add_fields` must follow (the indexer does this so the hot fields stay
@@ -188,7 +193,8 @@ class SearchIndex:
             w = self._writer
             w.execute("BEGIN IMMEDIATE")
             try:
-                if _cursor(w, "cursors", log_id) != next_seq - len(records):
+                if _cursor(w, "cursors", log_id) != (
+                        next_seq - len(records) if first is None else first):
                     w.execute("ROLLBACK")
                     return False
                 start = w.execute("SELECT coalesce(max(rowid), 0) + 1 FROM events").fetchone()[0]
@@ -214,14 +220,15 @@ class SearchIndex:
         return True
 
     def add_fields(self, log_id: int, records: Sequence[dict[str, Any]], next_seq: int,
-                   raws: dict[int, Any] | None = None) -> bool:
+                   raws: dict[int, Any] | None = None, *, first: int | None = None) -> bool:
         """The `attrs` rows of records already added with `fields=False`, consecutive
-        from the log's field cursor. False, and nothing written, if that moved."""
+        from the log's field cursor (`first`, as for `add`). False, and nothing written,
+        if that moved."""
         with self._write_lock, mapped_errors("writing the search index"):
             w = self._writer
             w.execute("BEGIN IMMEDIATE")
             try:
-                first = next_seq - len(records)
+                first = next_seq - len(records) if first is None else first
                 if _cursor(w, "field_cursors", log_id) != first or \
                         _cursor(w, "cursors", log_id) < next_seq:
                     w.execute("ROLLBACK")
@@ -259,6 +266,62 @@ class SearchIndex:
         dead = {keys[k] for k in self._rollups.retired_keys(w, log_id) if k in keys}
         self._rollups.add_fields(w, log_id, ((names[kid], v, when[rowid])
                                              for kid, v, rowid in set(out) if kid not in dead))
+
+    def forget(self, log_id: int, records: Sequence[dict[str, Any]],
+               raws: dict[int, Any] | None = None) -> int:
+        """Remove purged events (retention/purge.py) from the search: their rows, free
+        text, fields and what they added to the rollups, so neither a search nor an
+        aggregate finds them. `records` are the entries as they were indexed, read just
+        before the purge (the contentless free-text index and the `attrs` keys need them);
+        records not indexed yet are skipped (the indexer finds them purged). How many
+        events went."""
+        raws = raws or {}
+        with self._write_lock, mapped_errors("forgetting purged events in the search index"):
+            w = self._writer
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                by_seq = {int(r["seq"]): r for r in records}
+                found = w.execute(
+                    "SELECT rowid, log_id, seq, time_us, actor, actor_type, action, outcome, "
+                    "category, severity, rtype, rid, service, trace_id, request_id, id, "
+                    "received FROM events WHERE log_id = ? AND seq IN "
+                    "(SELECT value FROM json_each(?))",
+                    (log_id, orjson.dumps(list(by_seq)).decode())).fetchall()
+                if not found:
+                    w.execute("ROLLBACK")
+                    return 0
+                fielded = _cursor(w, "field_cursors", log_id)
+                keys = self._keys
+                dead = self._rollups.retired_keys(w, log_id)
+                attrs: set[tuple[int, Any, int]] = set()
+                rolled: list[tuple[str, Any, tuple[int, str]]] = []
+                for row in found:
+                    rowid, seq = row[0], row[2]
+                    rec = by_seq[seq]
+                    w.execute("INSERT INTO events_fts (events_fts, rowid, text) "
+                              "VALUES ('delete', ?, ?)", (rowid, free_text(rec)))
+                    if seq >= fielded:
+                        continue
+                    when = (time_us(rec["time"]) // rollups.HOUR_US, rec["action"])
+                    for k, v in leaves(rec, raws.get(seq)):
+                        kid = keys.get(k)
+                        if kid is not None and (kid, v, rowid) not in attrs:
+                            attrs.add((kid, v, rowid))
+                            if k not in dead:
+                                rolled.append((k, v, when))
+                w.executemany("DELETE FROM attrs WHERE key = ? AND value = ? AND rowid = ?",
+                              sorted(attrs, key=_KEY_ID))
+                w.execute("DELETE FROM events WHERE rowid IN (SELECT value FROM json_each(?))",
+                          (orjson.dumps([row[0] for row in found]).decode(),))
+                self._rollups.remove_rows(w, [tuple(row[1:]) for row in found])
+                self._rollups.remove_fields(w, log_id, rolled)
+                w.execute("COMMIT")
+            except BaseException:
+                w.execute("ROLLBACK")
+                raise
+            finally:
+                self._forget()
+        return len(found)
 
     def _forget(self) -> None:
         """After a rolled-back write: what the writer cached may not be stored."""

@@ -72,7 +72,8 @@ class Indexer(BackgroundLoop, _Following):
         self.indexed = 0
         # The records the first pass parsed, by log: the second pass usually wants the
         # same ones next, and reading and parsing them again cost as much as indexing.
-        self._parsed: dict[int, list[tuple[int, list[dict[str, Any]]]]] = {}
+        # (first seq, end seq, records): purged entries have no record.
+        self._parsed: dict[int, list[tuple[int, int, list[dict[str, Any]]]]] = {}
         self._field_rate = float(FIELD_BATCH / FIELD_SECONDS)  # events/s of the last bite
 
     def step(self) -> bool:
@@ -91,13 +92,13 @@ class Indexer(BackgroundLoop, _Following):
             start = cursors.get(info.id, 0)
             if start >= info.size:
                 continue
-            records = self._records(info.id, start, min(info.size, start + BATCH))
-            if records and self._index.add(info.id, records, start + len(records),
-                                           fields=False):
+            end = min(info.size, start + BATCH)
+            records = self._records(info.id, start, end)
+            if self._index.add(info.id, records, end, fields=False, first=start):
                 self.indexed += len(records)
                 kept = self._parsed.setdefault(info.id, [])
-                kept.append((start, records))
-                while sum(len(r) for _, r in kept) > PARSED_KEPT:
+                kept.append((start, end, records))
+                while sum(len(r) for _, _, r in kept) > PARSED_KEPT:
                     kept.pop(0)
                 busy = True
         cursors = self._index.cursors()
@@ -109,29 +110,35 @@ class Indexer(BackgroundLoop, _Following):
             bite = min(FIELD_BATCH, max(FIELD_MIN, int(self._field_rate * FIELD_SECONDS)))
             end = min(upto, start + bite)
             t = time.perf_counter()
-            records = self._kept(log_id, start, end) or self._records(log_id, start, end)
+            parsed = self._kept(log_id, start, end)
+            if parsed is not None:
+                records, end = parsed
+            else:
+                records = self._records(log_id, start, end)
             raws = parsed_raws(self._store.read_raws(log_id, start, end))
-            if records and self._index.add_fields(log_id, records, start + len(records), raws):
+            if self._index.add_fields(log_id, records, end, raws, first=start):
                 self._field_rate = len(records) / max(time.perf_counter() - t, 1e-6)
                 busy = True
         return busy
 
-    def _kept(self, log_id: int, start: int, end: int) -> list[dict[str, Any]] | None:
-        """Records [start, end) as the first pass parsed them, if it still holds them
-        (those below `start` are let go: the second pass is past them)."""
+    def _kept(self, log_id: int, start: int, end: int
+              ) -> tuple[list[dict[str, Any]], int] | None:
+        """Records [start, end) as the first pass parsed them, if it still holds them,
+        with the end of what it holds (those below `start` are let go: the second pass
+        is past them)."""
         kept = self._parsed.get(log_id, [])
-        while kept and kept[0][0] + len(kept[0][1]) <= start:
+        while kept and kept[0][1] <= start:
             kept.pop(0)
         if kept and kept[0][0] <= start:
-            first, records = kept[0]
-            return records[start - first:min(end, first + len(records)) - first]
+            end = min(end, kept[0][1])
+            return [r for r in kept[0][2] if start <= r["seq"] < end], end
         return None
 
     def _records(self, log_id: int, start: int, end: int) -> list[dict[str, Any]]:
         records = []
         for b in self._store.read_bundles(log_id, start, end):
             for i, entry in enumerate(b.entries):
-                if start <= b.first_seq + i < end:
+                if start <= b.first_seq + i < end and entry:  # b"": purged (retention/)
                     records.append(orjson.loads(entry))
         return records
 

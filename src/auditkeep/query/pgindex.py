@@ -259,7 +259,8 @@ class PgSearchIndex:
     # -- writing --------------------------------------------------------------------------
 
     def add(self, log_id: int, records: Sequence[dict[str, Any]], next_seq: int,
-            raws: dict[int, Any] | None = None, *, fields: bool = True) -> bool:
+            raws: dict[int, Any] | None = None, *, fields: bool = True,
+            first: int | None = None) -> bool:
         """Index `records` (consecutive, from the log's cursor) and move the cursor, as
         `SearchIndex.add`. False, and nothing written, if the cursor moved meanwhile."""
         rows = []
@@ -273,7 +274,8 @@ class PgSearchIndex:
             try:
                 with w.transaction():
                     w.execute(_LOCK)
-                    if _cursor(w, "search_cursors", log_id) != next_seq - len(records):
+                    if _cursor(w, "search_cursors", log_id) != (
+                            next_seq - len(records) if first is None else first):
                         return False
                     start = _take_rowids(w, len(rows))
                     with w.cursor().copy(f"COPY search_events ({_EVENT_COLUMNS}) "
@@ -291,7 +293,7 @@ class PgSearchIndex:
         return True
 
     def add_fields(self, log_id: int, records: Sequence[dict[str, Any]], next_seq: int,
-                   raws: dict[int, Any] | None = None) -> bool:
+                   raws: dict[int, Any] | None = None, *, first: int | None = None) -> bool:
         """The `search_attrs` rows of records already added with `fields=False`,
         consecutive from the log's field cursor. False, and nothing written, if that moved."""
         with self._write_lock, mapped_errors("writing the search index"):
@@ -299,7 +301,7 @@ class PgSearchIndex:
             try:
                 with w.transaction():
                     w.execute(_LOCK)
-                    first = next_seq - len(records)
+                    first = next_seq - len(records) if first is None else first
                     if _cursor(w, "search_field_cursors", log_id) != first or \
                             _cursor(w, "search_cursors", log_id) < next_seq:
                         return False
@@ -336,6 +338,28 @@ class PgSearchIndex:
         with w.cursor().copy("COPY search_attrs (key, num, txt, ev) FROM STDIN") as copy:
             for row in out:
                 copy.write_row(row)
+
+    def forget(self, log_id: int, records: Sequence[dict[str, Any]],
+               raws: dict[int, Any] | None = None) -> int:
+        """Remove purged events from the search, as `SearchIndex.forget` (here the rows
+        are found by seq, and aggregates read the events, so there is nothing else)."""
+        seqs = [int(r["seq"]) for r in records]
+        with self._write_lock, mapped_errors("forgetting purged events in the search index"):
+            w = self._writer
+            try:
+                with w.transaction():
+                    w.execute(_LOCK)
+                    rowids = [int(r[0]) for r in w.execute(
+                        "SELECT rowid FROM search_events WHERE log_id = %s AND seq = ANY(%s)",
+                        (log_id, seqs))]
+                    if rowids:
+                        w.execute("DELETE FROM search_attrs WHERE ev = ANY(%s)", (rowids,))
+                        w.execute("DELETE FROM search_events WHERE log_id = %s AND "
+                                  "seq = ANY(%s)", (log_id, seqs))
+            except BaseException:
+                self._forget()
+                raise
+        return len(rowids)
 
     @staticmethod
     def _key_id(w: psycopg.Connection[Any], key: str) -> int:

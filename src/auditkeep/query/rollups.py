@@ -93,7 +93,35 @@ class RollupWriter:
         self._hours = None
 
     def add_rows(self, w: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Roll up the columns of `rows` (as `index_row` makes them).
+        """Roll up the columns of `rows` (as `index_row` makes them)."""
+        counts, groups = self._tally(w, rows)
+        w.executemany(
+            "INSERT INTO counts (log_id, dim, value, minute, n) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (log_id, dim, value, minute) DO UPDATE SET n = n + excluded.n",
+            [(*k, n) for k, n in counts.items()])
+        self._groups(w, groups)
+
+    def remove_rows(self, w: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Take purged events' columns out of the rollups (retention/purge.py): each
+        count they added goes down by as much, and rows left at zero go. Call `forget()`
+        after the transaction (the values cached for the cap may be gone)."""
+        counts, groups = self._tally(w, rows)
+        _decrement(w, "counts", ("log_id", "dim", "value", "minute"), counts)
+        _decrement(w, "groups", ("log_id", "key", "dim", "dvalue", "hour", "value"), groups)
+
+    def remove_fields(self, w: sqlite3.Connection, log_id: int,
+                      rows: Iterable[tuple[str, Any, tuple[int, str]]]) -> None:
+        """Take purged events' `attrs` rows out of `groups`, as `add_fields` put them in
+        (a retired key has no rows left to decrement)."""
+        groups: Counter[tuple[Any, ...]] = Counter()
+        for (key, v, (hour, action)), n in Counter(rows).items():
+            groups[log_id, key, "", "", hour, v] += n
+            groups[log_id, key, "action", action, hour, v] += n
+        _decrement(w, "groups", ("log_id", "key", "dim", "dvalue", "hour", "value"), groups)
+
+    def _tally(self, w: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]
+               ) -> tuple[Counter[tuple[Any, ...]], Counter[tuple[Any, ...]]]:
+        """What `rows` add to `counts` and (not retired) to `groups`.
 
         Rows are first counted by their combination of low-cardinality columns (and,
         apart, by actor), then those counts are spread over the dims: one counter step
@@ -129,11 +157,7 @@ class RollupWriter:
                 groups[log_id, "actor.id", "", "", hour, actor] += n
             if crossed not in retired:
                 groups[log_id, "actor.id", "action", action, hour, actor] += n
-        w.executemany(
-            "INSERT INTO counts (log_id, dim, value, minute, n) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (log_id, dim, value, minute) DO UPDATE SET n = n + excluded.n",
-            [(*k, n) for k, n in counts.items()])
-        self._groups(w, groups)
+        return counts, groups
 
     def add_fields(self, w: sqlite3.Connection, log_id: int,
                    rows: Iterable[tuple[str, Any, tuple[int, str]]]) -> None:
@@ -230,6 +254,15 @@ class RollupWriter:
             self._hours = {(int(a), int(b)) for a, b in w.execute(
                 "SELECT log_id, hour FROM rollup_hours")}
         return self._hours
+
+
+def _decrement(w: sqlite3.Connection, table: str, key: tuple[str, ...],
+               amounts: Counter[tuple[Any, ...]]) -> None:
+    where = " AND ".join(f"{k} = ?" for k in key)
+    rows = [(n, *k) for k, n in amounts.items()]
+    w.executemany(f"UPDATE {table} SET n = n - ? WHERE {where}", rows)  # noqa: S608 -- fixed names
+    w.executemany(f"DELETE FROM {table} WHERE {where} AND n <= 0",  # noqa: S608
+                  list(amounts))
 
 
 # -- reading ----------------------------------------------------------------------------
