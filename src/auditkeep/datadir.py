@@ -141,14 +141,15 @@ class Node:
             self.compactor.start()
 
     def start_background(self) -> None:
-        """Detection and the scheduled PII scan (those set up)."""
-        for name in ("detection", "pii_scan"):
+        """Detection, the scheduled PII scan, witnessing, the archiver and retention
+        (those set up)."""
+        for name in ("detection", "pii_scan", "witness", "archive", "retention"):
             job = self.options.get(name)
             if job is not None:
                 job.start()
 
     def stop_background(self) -> None:
-        for name in ("pii_scan", "detection"):
+        for name in ("retention", "archive", "witness", "pii_scan", "detection"):
             job = self.options.get(name)
             if job is not None:
                 job.stop()
@@ -159,6 +160,15 @@ class Node:
             leased.stop()
         if self.compactor is not None:
             self.compactor.stop()
+        retention = self.options.get("retention")
+        if retention is not None:  # before the logs: it appends purge records
+            retention.stop()
+        archiver = self.options.get("archive")
+        if archiver is not None:  # before the store: it reads entries, writes archive rows
+            archiver.stop()
+        witness = self.options.get("witness")
+        if witness is not None:  # before the store: it reads checkpoints, writes cosignatures
+            witness.close()
         scan = self.options.get("pii_scan")
         if scan is not None:
             scan.stop()

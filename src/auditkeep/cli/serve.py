@@ -131,6 +131,11 @@ def serve(data: str | None, storage: str | None, bus: str | None, role: str, bus
         from auditkeep.privacy.scan import PiiScanJob
 
         n.options["pii_scan"] = PiiScanJob(n.store, interval=pii_scan_interval)
+    if config is not None and config.witnesses and scale.background:
+        from auditkeep.witness.job import WitnessJob
+
+        n.options["witness"] = WitnessJob(n.logs, config.witnesses)
+        click.echo(f"witnesses: {', '.join(w.name for w in config.witnesses)}")
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

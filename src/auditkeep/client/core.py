@@ -233,10 +233,13 @@ class AuditClient:
         """The newest signed checkpoint the server gave this client for `tenant`."""
         return self._book.latest_checkpoint(tenant)
 
-    def verify_receipts(self) -> ReceiptReport:
+    def verify_receipts(self, witnesses: Sequence[str] = (),
+                        min_witnesses: int | None = None) -> ReceiptReport:
         """Prove that the server still holds what it acknowledged: its current checkpoint
-        extends the one this client kept, and includes every receipt not yet proven."""
-        return self._book.verify(self._get)
+        extends the one this client kept, and includes every receipt not yet proven.
+        With `witnesses` (verifier keys), receipts must be in a checkpoint cosigned by
+        `min_witnesses` of them (default all); see docs/witnesses.md."""
+        return self._book.verify(self._get, witnesses, min_witnesses)
 
     def _get(self, path: str, params: dict[str, Any] | None) -> Any:
         resp = self._http.get(path, params=params)
@@ -287,8 +290,9 @@ class AsyncAuditClient:
     async def aclose(self, timeout: float | None = None) -> None:
         await asyncio.to_thread(self.sync.close, timeout)
 
-    async def verify_receipts(self) -> ReceiptReport:
-        return await asyncio.to_thread(self.sync.verify_receipts)
+    async def verify_receipts(self, witnesses: Sequence[str] = (),
+                              min_witnesses: int | None = None) -> ReceiptReport:
+        return await asyncio.to_thread(self.sync.verify_receipts, witnesses, min_witnesses)
 
     def stats(self) -> dict[str, Any]:
         return self.sync.stats()

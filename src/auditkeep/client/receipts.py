@@ -6,6 +6,13 @@ proven. `verify` fetches the server's current checkpoint and proves that it exte
 kept one (a server that truncated, rolled back or forked its log cannot) and that every
 kept receipt is included in it. Once proven, receipts are dropped: the current checkpoint
 becomes the kept one, and later consistency proofs carry them along.
+
+With witness keys and `min_witnesses=k`, `verify` also fetches the largest checkpoint
+witnesses have cosigned (`?witnessed=true`), requires valid cosignatures from at least
+k of the given witnesses on it (c2sp.org/tlog-cosignature), proves it consistent with
+the current one, and proves receipts in it: then no server can have shown this client
+a view of the log that those witnesses did not see. Receipts beyond the witnessed size
+are proven in the current checkpoint and kept (`pending`) until a later `verify`.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from auditkeep.errors import ProofError
 from auditkeep.log import merkle
 from auditkeep.log.checkpoint import Checkpoint, open_checkpoint
 from auditkeep.log.note import Verifier
+from auditkeep.witness.cosignature import WitnessVerifier, count_cosignatures
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,10 @@ class ReceiptReport:
     logs: dict[str, int] = field(default_factory=dict)  # tenant -> current tree size
     problems: list[str] = field(default_factory=list)
     unverifiable: int = 0  # receipts forgotten (over MAX_RECEIPTS) before they were proven
+    # With witnesses: per tenant, the witnessed checkpoint's size and the witnesses whose
+    # cosignatures on it are valid; receipts proven but not yet witnessed (kept).
+    witnessed: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+    pending: int = 0
 
     @property
     def ok(self) -> bool:
@@ -107,8 +119,12 @@ class ReceiptBook:
         tmp.write_text(note)
         tmp.replace(self._dir / f"{tenant}.checkpoint")
 
-    def verify(self, fetch: Fetch) -> ReceiptReport:
-        """Prove every kept checkpoint extended and every kept receipt included."""
+    def verify(self, fetch: Fetch, witnesses: Sequence[str] = (),
+               min_witnesses: int | None = None) -> ReceiptReport:
+        """Prove every kept checkpoint extended and every kept receipt included; with
+        `witnesses` (vkeys), in a checkpoint cosigned by `min_witnesses` of them (default:
+        all of them)."""
+        quorum = _Quorum.of(witnesses, min_witnesses)
         report = ReceiptReport()
         verifiers = self._verifiers(fetch)
         with self._lock:
@@ -118,21 +134,30 @@ class ReceiptBook:
             with self._lock:
                 held = self._checkpoints.get(tenant)
                 receipts = list(self._receipts.get(tenant, ()))
+            pending: list[Receipt] = []
             try:
                 current_note = fetch(f"/v1/logs/{tenant}/checkpoint", None)
                 current, _ = open_checkpoint(current_note, verifiers)
                 report.logs[tenant] = current.size
                 if held is not None:
                     _check_extends(fetch, tenant, open_checkpoint(held, verifiers)[0], current)
+                cover = current
+                if quorum.k:
+                    cover = quorum.witnessed(fetch, tenant, verifiers, current, report)
                 for r in receipts:
-                    _check_included(fetch, tenant, r, current)
+                    if r.seq < cover.size:
+                        _check_included(fetch, tenant, r, cover)
+                    else:
+                        _check_included(fetch, tenant, r, current)
+                        pending.append(r)
             except ProofError as exc:
                 report.problems.append(f"{tenant}: {exc.detail}")
                 continue
-            report.checked += len(receipts)
+            report.checked += len(receipts) - len(pending)
+            report.pending += len(pending)
             with self._lock:
                 done = self._receipts.get(tenant, [])
-                del done[: len(receipts)]
+                done[: len(receipts)] = pending
                 if self._newer(tenant, current_note):
                     self._checkpoints[tenant] = current_note
                     self._save(tenant, current_note)
@@ -144,6 +169,48 @@ class ReceiptBook:
         # Trust on first use: the keys the server publishes. An auditor who does not trust
         # the server passes `verifier_keys` obtained out of band.
         return [Verifier.parse(k["verifier"]) for k in fetch("/v1/keys", None)["keys"]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Quorum:
+    """The witnesses a verification trusts and how many of them must have cosigned."""
+
+    verifiers: tuple[WitnessVerifier, ...]
+    k: int
+
+    @classmethod
+    def of(cls, witnesses: Sequence[str], min_witnesses: int | None) -> _Quorum:
+        if isinstance(witnesses, str):
+            raise TypeError("witnesses is a list of verifier keys, not one string")
+        verifiers = tuple(WitnessVerifier.parse(w.strip()) for w in witnesses)
+        k = len(verifiers) if min_witnesses is None else min_witnesses
+        if not 0 <= k <= len(verifiers):
+            raise ValueError(f"min_witnesses={k} needs at least {k} witness keys, "
+                             f"{len(verifiers)} given")
+        return cls(verifiers, k)
+
+    def witnessed(self, fetch: Fetch, tenant: str, verifiers: list[Verifier],
+                  current: Checkpoint, report: ReceiptReport) -> Checkpoint:
+        """The largest cosigned checkpoint, checked: log-signed, cosigned by k of the
+        witnesses, consistent with `current`."""
+        need = f"{self.k} required (of {len(self.verifiers)} witness keys given)"
+        try:
+            note = fetch(f"/v1/logs/{tenant}/checkpoint", {"witnessed": "true"})
+        except Exception as exc:  # the caller's fetch may raise anything (404: none yet)
+            raise ProofError(f"no witnessed checkpoint to check: 0 valid cosignatures of "
+                             f"the {need} ({exc})") from None
+        cp, _ = open_checkpoint(note, verifiers)
+        valid = count_cosignatures(note, self.verifiers)
+        report.witnessed[tenant] = (cp.size, sorted(valid))
+        if len(valid) < self.k:
+            names = f" (valid: {', '.join(sorted(valid))})" if valid else ""
+            raise ProofError(f"the witnessed checkpoint of size {cp.size} carries "
+                             f"{len(valid)} valid cosignature(s) of the {need}{names}")
+        if cp.size <= current.size:
+            _check_extends(fetch, tenant, cp, current)
+        else:
+            _check_extends(fetch, tenant, current, cp)
+        return cp
 
 
 def _body(note: str) -> str:

@@ -13,6 +13,7 @@ from starlette.responses import PlainTextResponse, Response
 from auditkeep import __version__
 from auditkeep.datadir import Node
 from auditkeep.server.context import caller, json_response, node, pipelines
+from auditkeep.witness.job import WitnessJob, witness_metrics
 
 
 class NodeCollector(Collector):
@@ -86,6 +87,9 @@ class NodeCollector(Collector):
             for (tenant, rule), count in sorted(pipes.redactions.items()):
                 redacted.add_metric([tenant, rule], count)
             yield from (dropped, flagged, redacted)
+        witness = self._node.options.get("witness")
+        if witness is not None:
+            yield from witness_metrics(witness)
         scan = self._node.options.get("pii_scan")
         if scan is not None:
             scanned, by_rule = scan.snapshot()
@@ -150,7 +154,14 @@ async def status(request: Request) -> Response:
         "detection": _detection_status(n),
         "pii_scan": _pii_status(n),
         "scale": _scale_status(n),
+        "witnesses": _witness_status(n),
     })
+
+
+def _witness_status(n: Node) -> list[dict[str, object]] | None:
+    """Per witness: cosignatures obtained, and each log's cosigned size and last error."""
+    job: WitnessJob | None = n.options.get("witness")
+    return None if job is None else job.status()
 
 
 def _scale_status(n: Node) -> dict[str, object] | None:

@@ -9,6 +9,7 @@ from auditkeep.log.service import tenant_of
 from auditkeep.server import params
 from auditkeep.server.context import caller, json_response, node
 from auditkeep.server.reads import b64
+from auditkeep.witness.serving import cosigned_checkpoint
 
 
 def _log_name(request: Request) -> str:
@@ -22,9 +23,19 @@ def _log_name(request: Request) -> str:
 
 
 async def get_checkpoint(request: Request) -> Response:
+    """The latest signed checkpoint (or that of `size`, or with `witnessed=true` the
+    largest one witnesses cosigned), with the witness cosignature lines stored for it."""
     name = _log_name(request)
-    params.only(request, set())
-    return PlainTextResponse(node(request).logs.checkpoint(name).note)
+    params.only(request, {"size", "witnessed"})
+    size = params.integer(request, "size")
+    witnessed = request.query_params.get("witnessed", "false")
+    if witnessed not in ("true", "false"):
+        raise params.bad("witnessed", "expected true or false", "true, false", witnessed)
+    if size is not None and witnessed == "true":
+        raise params.bad("witnessed", "give size or witnessed=true, not both", "one of them",
+                         witnessed)
+    return PlainTextResponse(cosigned_checkpoint(node(request).logs, name, size,
+                                                 witnessed == "true"))
 
 
 async def get_inclusion(request: Request) -> Response:
