@@ -65,14 +65,18 @@ class WitnessPusher(BackgroundLoop):
         self.failures = 0
 
     def step(self) -> bool:
+        self.push_all()
+        return False
+
+    def push_all(self, *, now: bool = False) -> None:
         for info in self._logs.store.list_logs():
             if self._stop.is_set():
                 break
-            self.push_log(info)
-        return False
+            self.push_log(info, now=now)
 
-    def push_log(self, info: LogInfo) -> None:
-        """Push the log's newest stored checkpoint if the witness has not cosigned it."""
+    def push_log(self, info: LogInfo, *, now: bool = False) -> None:
+        """Push the log's newest stored checkpoint if the witness has not cosigned it
+        (and, unless `now`, if its interval or back-off since the last push is over)."""
         store = self._logs.store
         cp = store.latest_checkpoint(info.id)
         if cp is None or cp.size == 0:
@@ -84,8 +88,8 @@ class WitnessPusher(BackgroundLoop):
             st = self.state[info.name] = LogWitnessing(best.size if best else 0)
             if best is not None:
                 st.cosigned = best.size
-        now = self._clock()
-        if cp.size <= st.cosigned or now < st.next_try:
+        t = self._clock()
+        if cp.size <= st.cosigned or (t < st.next_try and not now):
             return
         try:
             got = push(self.client, cp.note, cp.size, st.known,
@@ -97,15 +101,15 @@ class WitnessPusher(BackgroundLoop):
             if st.last_error != exc.detail:
                 log.warning("witness %s, log %s: %s", self.config.name, info.name, exc.detail)
             st.last_error = exc.detail
-            st.next_try = now + min(self.config.interval * 2 ** st.failures, MAX_BACKOFF)
+            st.next_try = t + min(self.config.interval * 2 ** st.failures, MAX_BACKOFF)
             return
         store.put_cosignature(Cosignature(info.id, cp.size, cp.root, self.client.name,
-                                          got.line, _iso(now)))
+                                          got.line, _iso(t)))
         self.pushes += 1
         st.known = st.cosigned = cp.size
-        st.cosigned_at = now
+        st.cosigned_at = t
         st.last_error, st.status, st.failures = None, None, 0
-        st.next_try = now + self.config.interval
+        st.next_try = t + self.config.interval
 
     def status(self) -> dict[str, Any]:
         return {
@@ -147,9 +151,9 @@ class WitnessJob:
             p.client.close()
 
     def run_once(self) -> None:
-        """One pass of every pusher, in this thread (tests, `auditkeep witness push`)."""
+        """One pass of every pusher in this thread, intervals and back-off ignored."""
         for p in self.pushers:
-            p.step()
+            p.push_all(now=True)
 
     def status(self) -> list[dict[str, Any]]:
         return [p.status() for p in self.pushers]
