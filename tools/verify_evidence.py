@@ -517,6 +517,7 @@ def _verify(data: bytes, log_keys: list[VerifierKey] | None,
     if all(k.name != origin for k in verified):
         report.fail(f"checkpoint.txt: signed, but not under the log's origin {origin!r}")
     _, sigs = split_note(note, "checkpoint.txt")
+    witness_keys = distinct(witness_keys)
     cosigned = cosignatures(text, sigs, witness_keys, "checkpoint.txt")
     if len(cosigned) < min_witnesses:
         given = ", ".join(repr(w) for w in witness_keys) or "none given"
@@ -617,6 +618,16 @@ def _verify(data: bytes, log_keys: list[VerifierKey] | None,
     }
 
 
+def distinct(keys: list[VerifierKey]) -> list[VerifierKey]:
+    """The keys without repeats of one public key: a witness given twice (or under two
+    names) still counts once towards --min-witnesses."""
+    out: list[VerifierKey] = []
+    for k in keys:
+        if all(k.public_key != seen.public_key for seen in out):
+            out.append(k)
+    return out
+
+
 def _load_keys(values: list[str], alg: int, what: str) -> list[VerifierKey]:
     """Each value is a vkey or a file of vkeys, one a line."""
     out: list[VerifierKey] = []
@@ -629,7 +640,7 @@ def _load_keys(values: list[str], alg: int, what: str) -> list[VerifierKey]:
                 out.extend(read_keys(f.read(), alg, value))
         except OSError as exc:
             raise Failure(f"{what} {value}: {exc.strerror}") from None
-    return out
+    return distinct(out)
 
 
 def main(argv: list[str] | None = None) -> int:

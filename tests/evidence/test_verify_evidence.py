@@ -208,6 +208,18 @@ class TestTlogProof:
             V.parse_proof(bad, "p")
 
 
+def test_a_witness_given_twice_counts_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    w = WitnessSigner("w.example/4", Ed25519PrivateKey.from_private_bytes(bytes([6]) * 32))
+    renamed = WitnessSigner("w.example/alias", Ed25519PrivateKey.from_private_bytes(
+        bytes([6]) * 32))
+    with pytest.raises(SystemExit) as exc:
+        V.main([str(tmp_path / "x.zip"), "--witness", w.vkey, "--witness", w.vkey,
+                "--witness", renamed.vkey, "--min-witnesses", "2"])
+    assert exc.value.code == 2
+    assert "exceeds the 1 witness key" in capsys.readouterr().err
+
+
 def test_more_witnesses_required_than_given_is_a_usage_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     w = WitnessSigner("w.example/3", Ed25519PrivateKey.from_private_bytes(bytes([5]) * 32))

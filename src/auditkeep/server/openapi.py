@@ -190,8 +190,13 @@ OPENAPI: dict[str, Any] = {
                     "responses": {"201": {"description": "tenant, action, version"},
                                   **_ERRORS}}},
         "/v1/logs/{tenant}/checkpoint": {"get": {
-            "summary": "Latest signed checkpoint (C2SP tlog-checkpoint note)",
-            "parameters": [_TENANT],
+            "summary": "Latest signed checkpoint (C2SP tlog-checkpoint note) with the "
+                       "witness cosignature lines stored for it (docs/witnesses.md)",
+            "parameters": [_TENANT,
+                           _q("size", "the checkpoint of this tree size instead",
+                              {"type": "integer", "minimum": 0}),
+                           _q("witnessed", "true: the largest checkpoint witnesses cosigned",
+                              {"type": "boolean"})],
             "responses": {"200": {"description": "note", "content": {"text/plain": {}}},
                           **_ERRORS}}},
         "/v1/logs/{tenant}/proof/inclusion": {"get": {
