@@ -285,7 +285,7 @@ class BusAppender:
         for p in pendings:
             for s in stored.get(p.dedup_key, ()):
                 entry_id, digest = by_seq.get(s, ("", b""))
-                if entry_id == p.id:
+                if entry_id == p.id or (entry_id is None and digest == p.digest):
                     if digest != p.digest:
                         raise errors.ConflictError(
                             f"event id {p.id!r} was already stored at seq {s} with different "
@@ -304,9 +304,11 @@ class BusAppender:
                             cp.note, cp.size)
 
     @staticmethod
-    def _entries(store: Backend, log_id: int, seqs: list[int]) -> dict[int, tuple[str, bytes]]:
-        """seq -> (event id, digest) of stored entries."""
-        out: dict[int, tuple[str, bytes]] = {}
+    def _entries(store: Backend, log_id: int, seqs: list[int]
+                 ) -> dict[int, tuple[str | None, bytes]]:
+        """seq -> (event id, digest) of stored entries; the id is None where retention
+        purged the entry (its digest stays, as the sequencer's dedup check uses it)."""
+        out: dict[int, tuple[str | None, bytes]] = {}
         wanted = set(seqs)
         # A request's events are mostly consecutive: read their span in one go.
         spans = [(seqs[0], seqs[-1] + 1)] if seqs[-1] - seqs[0] < 4 * len(seqs) + 256 \
@@ -315,7 +317,9 @@ class BusAppender:
             for b in store.read_bundles(log_id, start, end):
                 for i, entry in enumerate(b.entries):
                     s = b.first_seq + i
-                    if s in wanted:
+                    if s in wanted and not entry:
+                        out[s] = (None, b.digests[i])
+                    elif s in wanted:
                         rec: Any = orjson.loads(entry)
                         out[s] = (str(rec["id"]), b.digests[i])
         return out

@@ -61,6 +61,7 @@ def _register() -> None:
         journal_cmd,
         migrate_cmd,
         privacy_cmd,
+        retention_cmd,
         rules_cmd,
         schemas_cmd,
         serve,
@@ -93,6 +94,7 @@ def _register() -> None:
     cli.add_command(migrate_cmd.migrate)
     cli.add_command(witness_cmd.witness)
     cli.add_command(holds_cmd.holds)
+    cli.add_command(retention_cmd.retention)
 
 
 _register()

@@ -41,6 +41,8 @@ def migrate(source: str, target: str) -> None:
         src.close()
     for m in copied:
         erased = f", {m.erased} erased" if m.erased else ""
-        click.echo(f"{m.name}: {m.entries} entries, {m.checkpoints} checkpoints{erased}")
+        purged = f", {m.purged} purged by retention" if m.purged else ""
+        click.echo(f"{m.name}: {m.entries} entries, {m.checkpoints} checkpoints{erased}"
+                   f"{purged}")
     click.echo(f"migrated {len(copied)} log(s) from {d.root} to {describe(target)}; the "
                f"signing keys stay in {d.keys}: serve with --storage URL --data {d.root}")

@@ -9,6 +9,7 @@ import signal
 import socket
 import ssl
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import uvicorn
@@ -17,9 +18,13 @@ from auditkeep.cli.scale import BusConnection, ScaleOptions
 from auditkeep.datadir import DataDir, Node, data_dir, open_node
 from auditkeep.errors import ConfigError
 from auditkeep.pipeline.config import ServerConfig, load_config
+from auditkeep.pipeline.config_keeping import RetentionConfig
 from auditkeep.server.app import create_app
 from auditkeep.server.syslog import SyslogListener, SyslogOptions, parse_address
 from auditkeep.server.workers import IngestWorkers
+
+if TYPE_CHECKING:
+    from auditkeep.retention import RetentionJob
 
 
 @click.command()
@@ -136,6 +141,7 @@ def serve(data: str | None, storage: str | None, bus: str | None, role: str, bus
 
         n.options["witness"] = WitnessJob(n.logs, config.witnesses)
         click.echo(f"witnesses: {', '.join(w.name for w in config.witnesses)}")
+    n.options["retention"] = _retention(n, config, scale.background)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -187,6 +193,17 @@ def _shutdown(n: Node, connection: BusConnection | None) -> None:
     n.close()
     if connection is not None:
         connection.close()
+
+
+def _retention(n: Node, config: ServerConfig | None, background: bool) -> RetentionJob:
+    """The retention job: on its schedule in the process running background jobs;
+    elsewhere only `POST /v1/retention/run` runs it (docs/retention.md)."""
+    from auditkeep.retention import Retention, RetentionJob
+
+    settings = config.retention if config is not None else RetentionConfig()
+    retention = Retention(n.logs, n.index, settings,
+                          archive=config is not None and config.archive is not None)
+    return RetentionJob(retention, settings.schedule if background else None)
 
 
 def _detection(n: Node, rules: Path) -> None:

@@ -148,7 +148,7 @@ class Engine(BackgroundLoop):
         for b in self._store.read_bundles(log_id, start, end):
             for i, entry in enumerate(b.entries):
                 seq = b.first_seq + i
-                if not start <= seq < end:
+                if not start <= seq < end or not entry:  # b"": purged by retention
                     continue
                 rec = orjson.loads(entry)
                 if rec.get("action") == ALERT_ACTION and rec.get("submitter") == ENGINE_ACTOR:

@@ -460,8 +460,12 @@ class Sequencer:
                 continue
             for seq in stored.get(p.dedup_key, ()):
                 entry_id, digest = self._stored_id_digest(seq)
+                if entry_id is None and digest == p.digest:
+                    entry_id = p.id  # purged: the digest of the submission (with its id) stays
                 if entry_id != p.id:
-                    continue  # a 64-bit key collision between two different ids
+                    # a 64-bit key collision between two different ids, or a purged entry
+                    # whose id cannot be read: the event is stored anew
+                    continue
                 self._same_or_conflict(p, seq, digest)
                 found[p.id] = (seq, self._store.read_nodes(self.info.id, [(0, seq)])[0])
                 break
@@ -473,11 +477,13 @@ class Sequencer:
                 f"event id {p.id!r} was already stored at seq {seq} with different content: "
                 f"stored sha256 {digest.hex()}, sent sha256 {p.digest.hex()}")
 
-    def _stored_id_digest(self, seq: int) -> tuple[str, bytes]:
+    def _stored_id_digest(self, seq: int) -> tuple[str | None, bytes]:
+        """The event id (None if retention purged the entry) and digest stored at seq."""
         for b in self._store.read_bundles(self.info.id, seq, seq + 1):
             i = seq - b.first_seq
             if 0 <= i < len(b.entries):
-                return str(orjson.loads(b.entries[i])["id"]), b.digests[i]
+                entry = b.entries[i]
+                return (str(orjson.loads(entry)["id"]) if entry else None), b.digests[i]
         raise StorageError(f"log {self.info.name}: seq {seq} is indexed but not stored")
 
     # checkpoints ----------------------------------------------------------------

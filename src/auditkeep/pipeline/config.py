@@ -240,7 +240,7 @@ class ServerConfig:
     pipeline: tuple[StageConfig, ...] = ()
     tenants: Mapping[str, TenantConfig] = field(default_factory=dict)
     schema_violations: SchemaViolations = "reject"
-    retention: RetentionConfig = RetentionConfig()
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     archive: ArchiveConfig | None = None  # None: no cold archive configured
     witnesses: tuple[WitnessConfig, ...] = ()
 

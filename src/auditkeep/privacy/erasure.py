@@ -102,6 +102,9 @@ def erase_subject(logs: LogService, tenant: str, subject: str, *, requested_by: 
         return isinstance(value, str) and normal_subject(value) == wanted
 
     records = {r["seq"]: r for r in logs.records(tenant, seqs, personal=False)}
+    seqs = [s for s in seqs if s in records]  # a purge since the lookup took the rest
+    if not seqs:
+        return ErasureResult(tenant, pn, 0, 0, 0, None, None)
     held = logs.store.read_personal(info.id, seqs)
     left: dict[int, dict[str, list[Any]] | None] = {}
     values = 0

@@ -104,7 +104,7 @@ def scan_log(store: Backend, info: LogInfo, scanner: PiiScanner, report: ScanRep
         raws = store.read_raws(info.id, pos, stop)
         for b in store.read_bundles(info.id, pos, stop):
             for seq, entry in enumerate(b.entries, b.first_seq):
-                if not pos <= seq < stop:
+                if not pos <= seq < stop or not entry:  # b"": purged by retention
                     continue
                 rec = orjson.loads(entry)
                 raw = raws.get(seq)

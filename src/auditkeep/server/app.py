@@ -36,6 +36,7 @@ from auditkeep.server.polls import PollSessions
 from auditkeep.server.privacy import post_erasure, subject_events
 from auditkeep.server.proofs import get_checkpoint, get_consistency, get_inclusion, get_keys
 from auditkeep.server.reads import get_entry, get_event, get_event_raw
+from auditkeep.server.retention import get_plan, get_retention, post_run, put_retention
 from auditkeep.server.rules import delete_rule_file, get_rule_file, list_rules, put_rule_file
 from auditkeep.server.saved import delete_saved, get_saved, list_saved, put_saved
 from auditkeep.server.schemas import get_schema, put_schema
@@ -102,6 +103,10 @@ def create_app(n: Node) -> Starlette:
         Route("/v1/rules/{file}", put_rule_file, methods=["PUT"]),
         Route("/v1/rules/{file}", delete_rule_file, methods=["DELETE"]),
         Route("/v1/erasure", post_erasure, methods=["POST"]),
+        Route("/v1/retention", get_retention, methods=["GET"]),
+        Route("/v1/retention", put_retention, methods=["PUT"]),
+        Route("/v1/retention/plan", get_plan, methods=["GET"]),
+        Route("/v1/retention/run", post_run, methods=["POST"]),
         Route("/v1/subjects/{subject}/events", subject_events, methods=["GET"]),
         Route("/v1/holds", list_holds, methods=["GET"]),
         Route("/v1/holds", post_hold, methods=["POST"]),

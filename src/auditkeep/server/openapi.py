@@ -9,6 +9,7 @@ from auditkeep.server.openapi_detect import DETECT_PATHS, PRIVACY_PATHS
 from auditkeep.server.openapi_holds import HOLD_PATHS
 from auditkeep.server.openapi_parts import _B64, _ERRORS, _PROBLEM, _TENANT, _json, _q
 from auditkeep.server.openapi_query import QUERY_PATHS
+from auditkeep.server.openapi_retention import RETENTION_PATHS
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -232,5 +233,6 @@ OPENAPI: dict[str, Any] = {
         **DETECT_PATHS,
         **PRIVACY_PATHS,
         **HOLD_PATHS,
+        **RETENTION_PATHS,
     },
 }

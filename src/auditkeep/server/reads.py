@@ -106,6 +106,10 @@ async def get_entry(request: Request) -> Response:
         await record_access(request, who, tenant, "entry", {"log": name, "seq": seq,
                                                             "format": fmt}, 1)
         return Response(entry, media_type="application/json")
-    rec = n.logs.records(name, [seq], personal=who.sees_personal)[0]
+    found = n.logs.records(name, [seq], personal=who.sees_personal)
+    if not found:
+        n.logs.entry(name, seq)  # raises PurgedError (410) for an entry retention purged
+        raise NotFoundError(f"log {name!r}: seq {seq} is not stored")
+    rec = found[0]
     await record_access(request, who, tenant, "entry", {"log": name, "seq": seq}, 1)
     return json_response(rec)

@@ -10,11 +10,20 @@ the migration stops with the first disagreement.
 Beside the logs: personal values, raw originals, subject index, erasure marks, dedup
 keys (recomputed from the ids, as at ingest), signing keys, per-action schemas (every
 version), saved searches, tokens, the server's secrets (so pseudonyms do not change)
-and detection's cursors, window state, alerts and deliveries.
+and detection's cursors, window state, alerts and deliveries; and retention's rows:
+purge marks, policies, legal holds, witness cosignatures, the witness heads of the
+copied logs' origins, and cold-archive rows.
+
+A seq purged by retention has no bytes to hash: its leaf is the source's stored one
+(the roots and signed checkpoints above it are still checked), and the copy is purged
+again under the same retention record. Its id is gone, so its dedup key cannot be
+recomputed; the copy gets a placeholder key, and a purged event sent again is stored
+anew rather than answered as a duplicate.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,9 +33,19 @@ from auditkeep.errors import ConfigError
 from auditkeep.log import merkle
 from auditkeep.log.service import tenant_of
 from auditkeep.pipeline.prepare import dedup_key, subject_keys
-from auditkeep.storage.base import Backend, Commit, DetectCommit, Erasure, LogInfo
+from auditkeep.storage.base import (
+    Backend,
+    Commit,
+    DetectCommit,
+    Erasure,
+    LogInfo,
+    Purge,
+    PurgedRange,
+)
+from auditkeep.storage.runs import covered
 
 CHUNK = 4096
+PURGE_BATCH = 10_000  # seqs a `purge` call takes at most
 
 
 @dataclass(slots=True)
@@ -35,6 +54,7 @@ class Migrated:
     entries: int
     checkpoints: int
     erased: int
+    purged: int = 0
 
 
 def migrate(src: Backend, dst: Backend, *, chunk: int = CHUNK,
@@ -59,6 +79,7 @@ def migrate(src: Backend, dst: Backend, *, chunk: int = CHUNK,
 def _copy_log(src: Backend, dst: Backend, info: LogInfo, target: LogInfo, chunk: int,
               progress: Callable[[str, int, int], None] | None) -> Migrated:
     tree = merkle.CompactTree()
+    purged = src.purged_ranges(info.id)
     for start in range(0, info.size, chunk):
         end = min(start + chunk, info.size)
         entries: list[bytes] = []
@@ -73,13 +94,16 @@ def _copy_log(src: Backend, dst: Backend, info: LogInfo, target: LogInfo, chunk:
         seqs = range(start, end)
         personal = src.read_personal(info.id, list(seqs))
         raws = src.read_raws(info.id, start, end)
-        records = [orjson.loads(e) for e in entries]
-        dedup = [dedup_key(r["id"]) for r in records]
+        records = [orjson.loads(e) if e else None for e in entries]
+        dedup = [dedup_key(r["id"]) if r is not None else dedup_key(f"purged:{seq}")
+                 for seq, r in zip(seqs, records, strict=True)]
         subjects = {}
         for seq, rec in zip(seqs, records, strict=True):
-            if seq in personal or seq in raws:
+            if rec is not None and (seq in personal or seq in raws):
                 subjects[seq] = subject_keys(rec["actor"]["id"], personal.get(seq))
-        nodes = tree.extend_runs(merkle.leaf_hashes(entries))
+        leaves = merkle.leaf_hashes(entries)
+        _purged_leaves(src, info, purged, start, entries, leaves)
+        nodes = tree.extend_runs(leaves)
         dst.append(Commit(target.id, start, entries, digests, dedup,
                           dict(personal), nodes, tree.size, tree.root(), None, raws, subjects))
         if progress is not None:
@@ -101,7 +125,37 @@ def _copy_log(src: Backend, dst: Backend, info: LogInfo, target: LogInfo, chunk:
         by_record.setdefault(by, []).append(seq)
     for by, seqs_erased in sorted(by_record.items()):
         dst.erase(Erasure(target.id, {}, [], [], sorted(seqs_erased), by))
-    return Migrated(info.name, info.size, len(checkpoints), len(erased))
+    _copy_purges(dst, target, purged)
+    for c in src.cosignatures(info.id):
+        dst.put_cosignature(dataclasses.replace(c, log_id=target.id))
+    for a in src.archives(info.id):
+        dst.put_archive(dataclasses.replace(a, log_id=target.id))
+    return Migrated(info.name, info.size, len(checkpoints), len(erased),
+                    sum(r.end - r.first for r in purged))
+
+
+def _purged_leaves(src: Backend, info: LogInfo, purged: list[PurgedRange], first: int,
+                   entries: list[bytes], leaves: list[bytes]) -> None:
+    """Put the source's stored leaf in place of each purged entry's (it has no bytes)."""
+    empty = [seq for seq, e in enumerate(entries, first) if not e]
+    if not empty:
+        return
+    unmarked = [seq for seq in empty if covered(purged, seq) is None]
+    if unmarked:
+        raise ConfigError(f"log {info.name}: seq {unmarked[0]} has no entry bytes and no "
+                          "retention purge mark; run `auditkeep verify` on the source")
+    for seq, leaf in zip(empty, src.read_nodes(info.id, [(0, s) for s in empty]),
+                         strict=True):
+        leaves[seq - first] = leaf
+
+
+def _copy_purges(dst: Backend, target: LogInfo, purged: list[PurgedRange]) -> None:
+    by_record: dict[int, list[int]] = {}
+    for r in purged:
+        by_record.setdefault(r.record_seq, []).extend(range(r.first, r.end))
+    for record_seq, seqs in sorted(by_record.items()):
+        for i in range(0, len(seqs), PURGE_BATCH):
+            dst.purge(Purge(target.id, seqs[i : i + PURGE_BATCH], record_seq))
 
 
 def _copy_beside(src: Backend, dst: Backend, logs: list[LogInfo], ids: dict[int, int]) -> None:
@@ -134,3 +188,14 @@ def _copy_beside(src: Backend, dst: Backend, logs: list[LogInfo], ids: dict[int,
         dst.detect_commit(DetectCommit(alerts=alerts, deliveries=deliveries))
     cursors = {ids[log_id]: seq for log_id, seq in src.detect_cursors().items() if log_id in ids}
     dst.detect_commit(DetectCommit(cursors=cursors, state=dict(src.detect_state())))
+    for policy in src.list_retention():
+        dst.put_retention(policy)
+    for hold in src.holds():
+        dst.put_hold(hold)
+    # The store lists witness heads by origin only: those of the copied logs' origins
+    # are copied (a witness serving elsewhere keeps its own store).
+    for info in logs:
+        head = src.witness_head(info.origin)
+        if head is not None:
+            mine = dst.witness_head(info.origin)
+            dst.set_witness_head(info.origin, mine[0] if mine else 0, *head)
