@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from auditkeep.errors import ConflictError, CorruptionError, GoneError
+from auditkeep.errors import ConflictError, CorruptionError, PurgedError
 from auditkeep.evidence.layout import write_zip
 from auditkeep.evidence.readme import readme
 from auditkeep.log import merkle
@@ -90,9 +90,11 @@ def build_bundle(logs: LogService, sel: Selection, now: datetime | None = None) 
         _, leaf, hashes = logs.inclusion_proof(sel.log, seq, cp.size)
         try:
             entry = logs.entry(sel.log, seq)
-        except GoneError:  # purged (retention): the leaf hash stays, the bytes are gone
-            entry = b""
-        if entry:
+        except PurgedError as gone:  # retention: the leaf hash stays, the bytes are gone
+            purged.append({"seq": seq, "leaf_hash": _b64(leaf),
+                           **({"purged_by": gone.record_seq}
+                              if gone.record_seq is not None else {})})
+        else:
             if merkle.leaf_hash(entry) != leaf:
                 raise CorruptionError(f"log {sel.log!r}: the stored entry at seq {seq} does "
                                       "not match its leaf hash; run `auditkeep verify`")
@@ -101,11 +103,7 @@ def build_bundle(logs: LogService, sel: Selection, now: datetime | None = None) 
             raw = _raw(logs, info, seq, entry, unavailable)
             if raw is not None:
                 raws.append(raw)
-        else:
-            purged.append({"seq": seq, "leaf_hash": _b64(leaf)})
         members.append((f"proofs/{seq}.proof", tlog_proof(seq, hashes, checkpoint).encode()))
-    if purged:
-        _purged_by(logs, info, purged)
     members.extend(raws)
     members.append(("checkpoint.txt", checkpoint.encode()))
     origin = info.origin
@@ -150,17 +148,6 @@ def _raw(logs: LogService, info: LogInfo, seq: int, entry: bytes,
         return None
     fmt, data = stored
     return f"raw/{seq}.{RAW_EXTENSIONS.get(fmt, 'json')}", data
-
-
-def _purged_by(logs: LogService, info: LogInfo, purged: list[dict[str, Any]]) -> None:
-    """Add to each purged seq the seq of the retention record that purged it."""
-    first, last = purged[0]["seq"], purged[-1]["seq"]
-    ranges = logs.store.purged_ranges(info.id, first, last + 1)
-    for item in purged:
-        for r in ranges:
-            if r.first <= item["seq"] < r.end:
-                item["purged_by"] = r.record_seq
-                break
 
 
 def select_seqs(hits: Sequence[tuple[int, int]]) -> list[int]:

@@ -30,8 +30,7 @@ byte the one at its position in the log's tree of size {size}.
 - `manifest.json`: an index (the query, the window, counts, each file's SHA-256 and
   size). Consistency only: it is not signed; the proofs and signatures are what count.
 
-{purged_line}
-## Verifying
+{purged_line}## Verifying
 
 Use `verify_evidence.py` (shipped with auditkeep as `tools/verify_evidence.py`; one file,
 Python standard library only, so you can read every line of it):
@@ -84,7 +83,7 @@ def readme(*, tenant: str, log: str, origin: str, created: str, events: int, pur
                    if witnessed else "- (no `keys/witnesses.vkeys`: no witnesses are configured)")
     purged_line = (f"{purged} selected event(s) were purged under the retention policy: "
                    "their entries are gone, but `manifest.json` lists each one's leaf hash "
-                   "and its proof still shows it was in the log.\n" if purged else "")
+                   "and its proof still shows it was in the log.\n\n" if purged else "")
     keys = "".join(f"    {line}\n" for line in log_keys.splitlines())
     return _TEMPLATE.format(tenant=tenant, log=log, origin=origin, created=created,
                             events=events, raws=raws, size=size, cosignatures=cosignatures,
