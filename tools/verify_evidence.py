@@ -600,6 +600,8 @@ def _verify(data: bytes, log_keys: list[VerifierKey] | None,
             report.fail(f"{where}: no entry of the bundle names this raw original")
         elif hashlib.sha256(members[where]).hexdigest() != raw["sha256"]:
             report.fail(f"{where}: SHA-256 differs from the digest in entries/{seq}.json")
+        elif raw.get("size", len(members[where])) != len(members[where]):
+            report.fail(f"{where}: size differs from the size in entries/{seq}.json")
 
     if unavailable:
         report.notes.append(f"{len(unavailable)} raw original(s) not in the bundle "

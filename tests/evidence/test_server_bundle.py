@@ -69,7 +69,11 @@ def fetch(s: ServerProcess, tok: str, out: Path, *args: str) -> str:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("evidence")
-    s = start_server(DataDir(root / "data"))
+    config = root / "auditkeep.yaml"  # witnesses nobody runs: their keys go into bundles
+    config.write_text("witnesses:\n" + "".join(
+        f"  - url: http://127.0.0.1:9/\n    vkey: {w.vkey}\n    interval: 3600\n"
+        for w in WITNESSES))
+    s = start_server(DataDir(root / "data"), "--config", str(config))
     try:
         with s.client() as c:
             events = [{"action": "orders.delete", "outcome": "success", "category": "data_change",
@@ -136,6 +140,10 @@ class TestFetchAndVerify:
                 assert z.read(n) in STRATUS or orjson.loads(z.read(n)) in [
                     r for _, r in cloudtrail.decode_log_file(STRATUS)]
         assert {"README.md", "keys/log.vkey", "checkpoint.txt"} <= names
+        with zipfile.ZipFile(io.BytesIO(served.bundle)) as z:
+            assert z.read("keys/witnesses.vkeys").decode().split() == [
+                w.vkey for w in WITNESSES]
+            assert z.read("keys/log.vkey").decode().split() == [served.log_key]
         assert manifest["counts"] == {"selected": PLAIN + CLOUDTRAIL,
                                       "entries": PLAIN + CLOUDTRAIL, "purged": 0,
                                       "raw": CLOUDTRAIL, "raw_unavailable": 0}
@@ -311,6 +319,10 @@ class TestWitnesses:
         two = run_tool(str(out), "--key", served.log_key, *both, "--min-witnesses", "2")
         assert two.returncode == 1
         assert "checkpoint.txt: 1 valid witness cosignature(s), 2 required" in two.stdout
+        own = run_tool(str(out), "--key", served.log_key, "--min-witnesses", "2")
+        assert own.returncode == 1 and "1 valid witness cosignature(s), 2 required" in own.stdout
+        own = run_tool(str(out), "--key", served.log_key, "--min-witnesses", "1")
+        assert own.returncode == 0 and "witness keys were taken from the bundle" in own.stdout
         one = run_tool(str(out), "--key", served.log_key, *both, "--min-witnesses", "1")
         assert one.returncode == 0, one.stdout
         assert "1 witness cosignature(s) verified" in one.stdout
