@@ -6,6 +6,7 @@ record keep what they must."""
 from __future__ import annotations
 
 import contextlib
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,14 +19,16 @@ from auditkeep.errors import PurgedError
 from auditkeep.log import merkle
 from auditkeep.log.service import access_log_name
 from auditkeep.log.verify import verify_log
+from auditkeep.pipeline import prepare as prepare_module
 from auditkeep.pipeline.config_keeping import RetentionConfig
-from auditkeep.pipeline.prepare import prepare
+from auditkeep.pipeline.prepare import format_time, prepare
 from auditkeep.pipeline.schema import Event
 from auditkeep.query.aggregate import aggregator
 from auditkeep.query.index import SearchIndex, Window
 from auditkeep.query.indexer import Indexer
 from auditkeep.query.lang import parse
 from auditkeep.retention.holds import create_hold, release_hold
+from auditkeep.retention.job import RetentionJob
 from auditkeep.retention.plan import LogPlan
 from auditkeep.retention.policy import Keep, Layer
 from auditkeep.retention.purge import PURGE_ACTION, Retention
@@ -284,3 +287,26 @@ class TestPolicies:
         assert p["default"] == {"days": 30, "source": "api"}
         assert r.policy("other").to_json()["categories"]["data_access"]["days"] == 3650
         assert p["require_archive"] == {"value": False, "source": "builtin"}
+
+
+class TestJob:
+    def test_the_node_runs_the_job_on_its_schedule(self, node: Node,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+        long_ago = format_time(datetime.now(UTC) - timedelta(days=120))
+        monkeypatch.setattr(prepare_module, "now_utc", lambda: long_ago)
+        fill(node)
+        monkeypatch.undo()
+        job = RetentionJob(Retention(node.logs, node.index, CONFIG), 3600.0)
+        node.options["retention"] = job
+        node.start_background()  # the first pass runs at once, the next in an hour
+        try:
+            deadline = datetime.now(UTC) + timedelta(seconds=10)
+            while job.purged < 10:
+                assert datetime.now(UTC) < deadline, job.last_error
+                time.sleep(0.02)
+        finally:
+            node.stop_background()
+        assert job.last is not None and job.last.purges[0].categories == {"data_access": 10}
+        (record,) = node.logs.records(TENANT, [job.last.purges[0].record_seq], personal=False)
+        assert record["actor"] == {"id": "auditkeep-retention", "type": "system"}
+        assert RetentionJob(job.retention, None).interval is None  # off: start() runs nothing
