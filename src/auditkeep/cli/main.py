@@ -52,6 +52,7 @@ def _register() -> None:
         admin,
         agent_cmd,
         alerts_cmd,
+        archive_cmd,
         client_cmds,
         config_cmd,
         evidence_cmd,
@@ -95,6 +96,7 @@ def _register() -> None:
     cli.add_command(witness_cmd.witness)
     cli.add_command(holds_cmd.holds)
     cli.add_command(retention_cmd.retention)
+    cli.add_command(archive_cmd.archive)
 
 
 _register()

@@ -141,6 +141,15 @@ def serve(data: str | None, storage: str | None, bus: str | None, role: str, bus
 
         n.options["witness"] = WitnessJob(n.logs, config.witnesses)
         click.echo(f"witnesses: {', '.join(w.name for w in config.witnesses)}")
+    if config is not None and config.archive is not None:
+        from auditkeep.archive.job import ArchiveJob
+        from auditkeep.archive.objects import open_objects
+
+        a = config.archive
+        # Every process answers /v1/archive; only the one running background jobs seals.
+        n.options["archive"] = ArchiveJob(n.logs, open_objects(a.url, **a.store_options()),
+                                          a.range, a.schedule)
+        click.echo(f"archive: {a.url} (ranges of {a.range:,}, every {a.schedule:g}s)")
     n.options["retention"] = _retention(n, config, scale.background)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

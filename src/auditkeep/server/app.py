@@ -24,6 +24,7 @@ from auditkeep.server.alerts import (
     list_deliveries,
     retry_delivery,
 )
+from auditkeep.server.archive import list_archive, post_rehydrate, run_archive
 from auditkeep.server.context import json_response
 from auditkeep.server.dashboards import dashboard
 from auditkeep.server.evidence import get_evidence
@@ -87,6 +88,9 @@ def create_app(n: Node) -> Starlette:
         Route("/v1/search", search, methods=["GET"]),
         Route("/v1/aggregate", aggregate, methods=["GET"]),
         Route("/v1/export", export, methods=["GET"]),
+        Route("/v1/archive", list_archive, methods=["GET"]),
+        Route("/v1/archive/run", run_archive, methods=["POST"]),
+        Route("/v1/archive/rehydrate", post_rehydrate, methods=["POST"]),
         Route("/v1/evidence", get_evidence, methods=["GET"]),
         Route("/v1/dashboards/{name}", dashboard, methods=["GET"]),
         Route("/v1/saved-searches", list_saved, methods=["GET"]),

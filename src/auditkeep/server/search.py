@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from auditkeep.archive.reading import search_archive
 from auditkeep.auth import Principal
 from auditkeep.errors import NotFoundError, ValidationError
 from auditkeep.query.ast import And, Eq, Literal_, Node
@@ -18,13 +20,15 @@ from auditkeep.query.filters import FILTER_FIELDS, filters_query
 from auditkeep.query.index import Window, decode_cursor, encode_cursor
 from auditkeep.query.lang import parse
 from auditkeep.server import params, polls
+from auditkeep.server.archive import archive_job
 from auditkeep.server.context import caller, json_response, node, record_access
 from auditkeep.server.polls import POLL_PARAM, poll_session
 from auditkeep.server.reads import find_event, log_for
 
 MAX_LIMIT = 1000
 EVENTS_PARAMS = {*FILTER_FIELDS, "since", "until", "q", "limit", "cursor", "tenant"}
-SEARCH_PARAMS = {"query", "saved", "since", "until", "limit", "cursor", "tenant", POLL_PARAM}
+SEARCH_PARAMS = {"query", "saved", "since", "until", "limit", "cursor", "tenant", "include",
+                 POLL_PARAM}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,40 @@ def hits_to_page(request: Request, s: Scope, limit: int, *, oldest_first: bool =
     return records, (encode_cursor(*hits[-1]) if more else None)
 
 
+def with_archive(request: Request, s: Scope, limit: int
+                 ) -> tuple[list[dict[str, Any]], str | None, list[int]]:
+    """A page of the hot index's hits merged with purged events found in the archive,
+    by (time, seq) newest first; and the seqs of those that came from the archive.
+
+    Both sources are read one past the page, so a page never skips an event: when a
+    source had more, the page stops at the oldest key read from it (a page may then be
+    shorter than `limit`, even empty with a `next_cursor`; docs/archive.md)."""
+    n = node(request)
+    if n.index is None:
+        raise ValidationError("this server runs without a search index")
+    job = archive_job(n)
+    log = n.store.get_log(s.tenant)
+    if log is None:
+        return [], None, []
+    hits = n.index.search(log.id, s.node, s.window, limit=limit + 1)
+    gone = n.store.purged_ranges(log.id)
+    hot = [h for h in hits if not any(p.first <= h[1] < p.end for p in gone)]
+    cold = search_archive(n.logs, job.archiver.objects, s.tenant, s.node, s.window, limit + 1)
+    stops = [src[-1] for src in (hits, [(t, q) for t, q, _ in cold]) if len(src) > limit]
+    cutoff = max(stops) if stops else None
+    merged: list[tuple[int, int, dict[str, Any] | None]] = [(t, q, None) for t, q in hot]
+    merged += cold
+    merged.sort(key=lambda x: (x[0], x[1]), reverse=True)
+    page = [m for m in merged if cutoff is None or (m[0], m[1]) >= cutoff][:limit]
+    more = cutoff is not None or len(merged) > limit
+    hot_records = iter(n.logs.records(s.tenant, [q for _, q, r in page if r is None],
+                                      personal=s.who.sees_personal))
+    records = [r if r is not None else next(hot_records) for _, _, r in page]
+    last = (page[-1][0], page[-1][1]) if page else cutoff
+    next_cursor = encode_cursor(*last) if more and last is not None else None
+    return records, next_cursor, [q for _, q, r in page if r is not None]
+
+
 async def search_events(request: Request) -> Response:
     """`GET /v1/events`: the filter parameters."""
     return await _search(request, EVENTS_PARAMS)
@@ -102,14 +140,25 @@ async def _search(request: Request, allowed: set[str]) -> Response:
     s = scope(request, allowed)
     session = poll_session(request)  # only /v1/search allows it (the UI's live tail)
     limit = params.integer_or(request, "limit", 100, lo=1, hi=MAX_LIMIT)
-    records, next_cursor = hits_to_page(request, s, limit)
+    include = request.query_params.get("include")
+    if include not in (None, "", "archive"):
+        raise params.bad("include", "unknown value", "archive", include)
+    from_archive: list[int] | None = None
+    if include == "archive":
+        records, next_cursor, from_archive = await run_in_threadpool(with_archive, request, s,
+                                                                     limit)
+    else:
+        records, next_cursor = hits_to_page(request, s, limit)
     if session is None:
         await record_access(request, s.who, s.tenant, "search", dict(request.query_params),
                             len(records))
     else:
         await polls.sessions(request).record(request, s.who, s.tenant, "search", s.query,
                                              dict(request.query_params), len(records), session)
-    return json_response({"events": records, "next_cursor": next_cursor})
+    body: dict[str, Any] = {"events": records, "next_cursor": next_cursor}
+    if from_archive is not None:
+        body["from_archive"] = from_archive  # seqs read from the cold archive
+    return json_response(body)
 
 
 CONTEXT_BY = {"actor": ("actor.id",), "resource": ("resource.type", "resource.id"),

@@ -1,0 +1,110 @@
+"""One sealed range as a Parquet file (zstd): the exact canonical entries and their leaf
+hashes, plus the few columns an auditor filters on, so DuckDB or any Parquet tool can
+query an archive without auditkeep.
+
+The `entry` column is the source of truth; the other columns are copies taken out of
+it for convenience and are never trusted by `verify` or `rehydrate`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+from auditkeep.errors import CorruptionError
+from auditkeep.query.fields import time_us
+
+COMPRESSION = "zstd"
+#: Rows per row group: small enough that a search by time reads a few of them, big
+#: enough that the footer's index stays small (a 65,536 range has 8).
+ROW_GROUP = 8192
+
+_TIME = pa.timestamp("us", tz="UTC")
+SCHEMA = pa.schema([
+    ("seq", pa.int64()),
+    ("id", pa.string()),
+    ("time", _TIME),
+    ("received", _TIME),
+    ("tenant", pa.string()),
+    ("action", pa.string()),
+    ("category", pa.string()),
+    ("outcome", pa.string()),
+    ("actor_id", pa.string()),
+    ("actor_type", pa.string()),
+    ("resource_type", pa.string()),
+    ("resource_id", pa.string()),
+    ("source", pa.string()),  # source.service
+    ("entry", pa.binary()),
+    ("leaf", pa.binary(32)),
+])
+COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
+
+
+def _get(rec: dict[str, Any], outer: str, inner: str) -> str | None:
+    obj = rec.get(outer)
+    value = obj.get(inner) if isinstance(obj, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _micros(value: Any) -> int | None:
+    return time_us(value) if isinstance(value, str) else None
+
+
+def range_table(first: int, entries: Sequence[bytes], leaves: Sequence[bytes]) -> Any:
+    """The Arrow table of entries [first, first + len(entries)) with their leaf hashes."""
+    cols: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+    for i, entry in enumerate(entries):
+        rec = orjson.loads(entry)
+        if rec.get("seq") != first + i:
+            raise CorruptionError(f"the entry at seq {first + i} says seq {rec.get('seq')!r}")
+        cols["seq"].append(first + i)
+        cols["id"].append(rec.get("id"))
+        cols["time"].append(_micros(rec.get("time")))
+        cols["received"].append(_micros(rec.get("received")))
+        for name in ("tenant", "action", "category", "outcome"):
+            value = rec.get(name)
+            cols[name].append(value if isinstance(value, str) else None)
+        cols["actor_id"].append(_get(rec, "actor", "id"))
+        cols["actor_type"].append(_get(rec, "actor", "type"))
+        cols["resource_type"].append(_get(rec, "resource", "type"))
+        cols["resource_id"].append(_get(rec, "resource", "id"))
+        cols["source"].append(_get(rec, "source", "service"))
+    cols["entry"] = list(entries)
+    cols["leaf"] = list(leaves)
+    return pa.table(cols, schema=SCHEMA)
+
+
+def write_parquet(table: Any) -> bytes:
+    """The table as one Parquet file's bytes: zstd, statistics on (row groups are
+    skipped by time), no dictionary for the two binary columns (they never repeat)."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression=COMPRESSION, row_group_size=ROW_GROUP,
+                   use_dictionary=[c for c in COLUMNS if c not in ("entry", "leaf")],
+                   write_statistics=True)
+    return sink.getvalue()
+
+
+def parquet_file(data: bytes) -> Any:
+    """A ParquetFile over bytes in memory; CorruptionError if they are not Parquet."""
+    try:
+        return pq.ParquetFile(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise CorruptionError(f"not a readable Parquet file: {exc}") from None
+
+
+def read_columns(data: bytes, columns: Sequence[str] = ("seq", "entry", "leaf")) -> Any:
+    """These columns of every row, in file order; CorruptionError if unreadable or if
+    the file does not have auditkeep's archive schema."""
+    pf = parquet_file(data)
+    missing = [c for c in columns if c not in pf.schema_arrow.names]
+    if missing:
+        raise CorruptionError(f"the Parquet file has no column {', '.join(missing)}")
+    try:
+        return pf.read(columns=list(columns))
+    except (pa.ArrowException, OSError) as exc:
+        raise CorruptionError(f"reading the Parquet file: {exc}") from None
