@@ -1,12 +1,27 @@
-"""A small in-memory log for the witness tests: entries, signed checkpoints, proofs."""
+"""For the witness tests: a small in-memory log (entries, signed checkpoints, proofs), and
+a real SQLite node with a witness job whose witness is reached in-process."""
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from auditkeep.datadir import DataDir, Node, open_node
 from auditkeep.log import merkle
 from auditkeep.log.checkpoint import Checkpoint, sign_checkpoint
-from auditkeep.log.note import Signer
+from auditkeep.log.note import Signer, Verifier
+from auditkeep.pipeline.config_keeping import WitnessConfig
+from auditkeep.pipeline.prepare import prepare
+from auditkeep.pipeline.validate import decode_events
+from auditkeep.storage.memory import MemoryBackend
+from auditkeep.witness.cosignature import WitnessSigner
+from auditkeep.witness.job import WitnessJob
+from auditkeep.witness.server import Witness
 
 
 class FakeLog:
@@ -47,8 +62,62 @@ class FakeLog:
 
     def body(self, old: int, size: int, proof: list[bytes] | None = None,
              note: str | None = None) -> bytes:
-        import base64
-
         hashes = self.proof(old, size) if proof is None else proof
         return (f"old {old}\n" + "".join(base64.b64encode(h).decode() + "\n" for h in hashes)
                 + "\n" + (note or self.note(size))).encode()
+
+
+class InProcess(httpx.BaseTransport):
+    """Hands each add-checkpoint request to a Witness, as its HTTP app would."""
+
+    def __init__(self, witness: Witness) -> None:
+        self.witness = witness
+        self.requests: list[bytes] = []
+        self.down = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        body = request.read()
+        self.requests.append(body)
+        answer = self.witness.add_checkpoint(body)
+        return httpx.Response(answer.status, content=answer.body.encode(),
+                              headers={"content-type": answer.content_type})
+
+
+def append_events(n: Node, count: int, start: int = 0) -> None:
+    body = orjson.dumps([{"action": "orders.delete", "actor": {"id": f"u{i}", "type": "user"},
+                          "outcome": "success", "resource": {"type": "order", "id": str(i)}}
+                         for i in range(start, start + count)])
+    pendings = prepare(decode_events(body, ndjson=False), tenant="default",
+                       submitter="tok_test", may_set_tenant=False)
+    n.logs.append("default", pendings).result(10)
+
+
+@pytest.fixture
+def node(data_dir: DataDir) -> Iterator[Node]:
+    n = open_node(data_dir, with_index=False, sequencer_options={"checkpoint_interval": 0.0})
+    yield n
+    n.close()
+
+
+def log_verifiers(n: Node) -> list[Verifier]:
+    origin = n.logs.origin("default")
+    return [k.verifier(origin) for k in n.keys.published()]
+
+
+@pytest.fixture
+def signer() -> WitnessSigner:
+    return WitnessSigner.generate("witness.test/w1")
+
+
+def witness_job(n: Node, signer: WitnessSigner, witness: Witness | None = None,
+         vkey: str | None = None) -> tuple[WitnessJob, InProcess]:
+    witness = witness or Witness(signer, log_verifiers(n), MemoryBackend())
+    transport = InProcess(witness)
+    config = WitnessConfig("w1", "http://witness.test", vkey or signer.vkey, interval=30)
+    return WitnessJob(n.logs, [config], transport=transport), transport
+
+
+def default_id(n: Node) -> int:
+    return n.logs.info("default").id

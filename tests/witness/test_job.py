@@ -5,165 +5,99 @@ transport that calls it in-process."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import httpx
-import orjson
-import pytest
-
-from auditkeep.datadir import DataDir, Node, open_node
+from auditkeep.datadir import Node
 from auditkeep.log.checkpoint import open_checkpoint
-from auditkeep.log.note import Verifier
-from auditkeep.pipeline.config_keeping import WitnessConfig
-from auditkeep.pipeline.prepare import prepare
-from auditkeep.pipeline.validate import decode_events
 from auditkeep.storage.memory import MemoryBackend
 from auditkeep.witness.cosignature import WitnessSigner, count_cosignatures
-from auditkeep.witness.job import WitnessJob
 from auditkeep.witness.server import Witness
 from auditkeep.witness.serving import cosigned_checkpoint
-
-
-class InProcess(httpx.BaseTransport):
-    """Hands each add-checkpoint request to a Witness, as its HTTP app would."""
-
-    def __init__(self, witness: Witness) -> None:
-        self.witness = witness
-        self.requests: list[bytes] = []
-        self.down = False
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if self.down:
-            raise httpx.ConnectError("connection refused", request=request)
-        body = request.read()
-        self.requests.append(body)
-        answer = self.witness.add_checkpoint(body)
-        return httpx.Response(answer.status, content=answer.body.encode(),
-                              headers={"content-type": answer.content_type})
-
-
-def _append(n: Node, count: int, start: int = 0) -> None:
-    body = orjson.dumps([{"action": "orders.delete", "actor": {"id": f"u{i}", "type": "user"},
-                          "outcome": "success", "resource": {"type": "order", "id": str(i)}}
-                         for i in range(start, start + count)])
-    pendings = prepare(decode_events(body, ndjson=False), tenant="default",
-                       submitter="tok_test", may_set_tenant=False)
-    n.logs.append("default", pendings).result(10)
-
-
-@pytest.fixture
-def node(data_dir: DataDir) -> Iterator[Node]:
-    n = open_node(data_dir, with_index=False, sequencer_options={"checkpoint_interval": 0.0})
-    yield n
-    n.close()
-
-
-def _log_verifiers(n: Node) -> list[Verifier]:
-    origin = n.logs.origin("default")
-    return [k.verifier(origin) for k in n.keys.published()]
-
-
-@pytest.fixture
-def signer() -> WitnessSigner:
-    return WitnessSigner.generate("witness.test/w1")
-
-
-def _job(n: Node, signer: WitnessSigner, witness: Witness | None = None,
-         vkey: str | None = None) -> tuple[WitnessJob, InProcess]:
-    witness = witness or Witness(signer, _log_verifiers(n), MemoryBackend())
-    transport = InProcess(witness)
-    config = WitnessConfig("w1", "http://witness.test", vkey or signer.vkey, interval=30)
-    return WitnessJob(n.logs, [config], transport=transport), transport
-
-
-def _default_id(n: Node) -> int:
-    return n.logs.info("default").id
+from tests.witness.conftest import append_events, default_id, log_verifiers, witness_job
 
 
 class TestPush:
     def test_new_checkpoints_get_cosigned_and_served(self, node: Node,
                                                      signer: WitnessSigner) -> None:
-        _append(node, 5)
-        job, transport = _job(node, signer)
+        append_events(node, 5)
+        job, transport = witness_job(node, signer)
         job.run_once()
-        (c,) = node.store.cosignatures(_default_id(node))
+        (c,) = node.store.cosignatures(default_id(node))
         assert (c.size, c.witness) == (5, "witness.test/w1")
         note = cosigned_checkpoint(node.logs, "default")
         assert count_cosignatures(note, [signer.verifier()]) == {"witness.test/w1"}
-        open_checkpoint(note, _log_verifiers(node))  # the log's own signature still opens
+        open_checkpoint(note, log_verifiers(node))  # the log's own signature still opens
         assert transport.requests[0].startswith(b"old 0\n\n")
 
-        _append(node, 4, start=5)
+        append_events(node, 4, start=5)
         job.run_once()
-        assert [c.size for c in node.store.cosignatures(_default_id(node))] == [5, 9]
+        assert [c.size for c in node.store.cosignatures(default_id(node))] == [5, 9]
         assert transport.requests[-1].startswith(b"old 5\n")  # with a proof from 5
         status = job.status()[0]["logs"]["default"]
         assert (status["cosigned_size"], status["last_error"]) == (9, None)
 
     def test_nothing_new_means_no_request(self, node: Node, signer: WitnessSigner) -> None:
-        _append(node, 2)
-        job, transport = _job(node, signer)
+        append_events(node, 2)
+        job, transport = witness_job(node, signer)
         job.run_once()
         job.run_once()
         assert len(transport.requests) == 1
-        _append(node, 1, start=2)
+        append_events(node, 1, start=2)
         job.pushers[0].step()  # within the interval: not yet
         assert len(transport.requests) == 1
 
     def test_a_409_is_retried_from_the_witness_size(self, node: Node,
                                                     signer: WitnessSigner) -> None:
-        _append(node, 3)
-        witness = Witness(signer, _log_verifiers(node), MemoryBackend())
+        append_events(node, 3)
+        witness = Witness(signer, log_verifiers(node), MemoryBackend())
         # The witness saw size 3 before (say, the cosignature rows were lost).
-        cp3 = node.store.latest_checkpoint(_default_id(node))
+        cp3 = node.store.latest_checkpoint(default_id(node))
         assert cp3 is not None
         witness.store.set_witness_head(node.logs.origin("default"), 0, 3, cp3.root)
-        _append(node, 3, start=3)
-        job, transport = _job(node, signer, witness)
+        append_events(node, 3, start=3)
+        job, transport = witness_job(node, signer, witness)
         job.run_once()
         assert [r.split(b"\n")[0] for r in transport.requests] == [b"old 0", b"old 3"]
-        assert [c.size for c in node.store.cosignatures(_default_id(node))] == [6]
+        assert [c.size for c in node.store.cosignatures(default_id(node))] == [6]
 
     def test_a_refusal_is_reported_and_stores_nothing(self, node: Node,
                                                       signer: WitnessSigner) -> None:
-        _append(node, 3)
-        witness = Witness(signer, _log_verifiers(node), MemoryBackend())
+        append_events(node, 3)
+        witness = Witness(signer, log_verifiers(node), MemoryBackend())
         witness.store.set_witness_head(node.logs.origin("default"), 0, 2, b"\1" * 32)  # a fork
-        job, _ = _job(node, signer, witness)
+        job, _ = witness_job(node, signer, witness)
         job.run_once()
-        assert node.store.cosignatures(_default_id(node)) == []
+        assert node.store.cosignatures(default_id(node)) == []
         st = job.status()[0]["logs"]["default"]
         assert st["witness_status"] == 422 and "does not verify" in st["last_error"]
         assert job.pushers[0].state["default"].next_try > 0  # backs off
 
     def test_a_down_witness_only_delays(self, node: Node, signer: WitnessSigner) -> None:
-        _append(node, 2)
-        job, transport = _job(node, signer)
+        append_events(node, 2)
+        job, transport = witness_job(node, signer)
         transport.down = True
         job.run_once()
         assert "cannot reach" in job.status()[0]["logs"]["default"]["last_error"]
-        _append(node, 2, start=2)  # ingest goes on
+        append_events(node, 2, start=2)  # ingest goes on
         transport.down = False
         job.run_once()
-        assert [c.size for c in node.store.cosignatures(_default_id(node))] == [4]
+        assert [c.size for c in node.store.cosignatures(default_id(node))] == [4]
 
     def test_a_cosignature_of_another_key_is_not_stored(self, node: Node,
                                                         signer: WitnessSigner) -> None:
-        _append(node, 2)
-        job, _ = _job(node, signer, vkey=WitnessSigner.generate("witness.test/w1").vkey)
+        append_events(node, 2)
+        job, _ = witness_job(node, signer, vkey=WitnessSigner.generate("witness.test/w1").vkey)
         job.run_once()
-        assert node.store.cosignatures(_default_id(node)) == []
+        assert node.store.cosignatures(default_id(node)) == []
         assert "no valid cosignature" in job.status()[0]["logs"]["default"]["last_error"]
 
     def test_the_thread_pushes_after_a_commit(self, node: Node, signer: WitnessSigner) -> None:
         import time
 
-        job, _ = _job(node, signer)
+        job, _ = witness_job(node, signer)
         job.start()
         try:
-            _append(node, 3)
+            append_events(node, 3)
             deadline = time.monotonic() + 10
-            while not node.store.cosignatures(_default_id(node)):
+            while not node.store.cosignatures(default_id(node)):
                 assert time.monotonic() < deadline, job.status()
                 time.sleep(0.02)
         finally:
@@ -173,11 +107,11 @@ class TestPush:
 class TestServing:
     def test_size_and_witnessed_pick_the_checkpoint(self, node: Node,
                                                     signer: WitnessSigner) -> None:
-        _append(node, 4)
-        job, _ = _job(node, signer)
+        append_events(node, 4)
+        job, _ = witness_job(node, signer)
         job.run_once()
-        _append(node, 4, start=4)
-        verifiers = _log_verifiers(node)
+        append_events(node, 4, start=4)
+        verifiers = log_verifiers(node)
         latest = cosigned_checkpoint(node.logs, "default")
         assert open_checkpoint(latest, verifiers)[0].size == 8
         assert count_cosignatures(latest, [signer.verifier()]) == set()
