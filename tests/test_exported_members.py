@@ -6,10 +6,12 @@ import auditkeep
 import auditkeep.client
 import auditkeep.context
 import auditkeep.errors
+import auditkeep.evidence
 
 
 def test_all_is_sorted_and_complete() -> None:
-    for module in (auditkeep, auditkeep.client, auditkeep.context, auditkeep.errors):
+    for module in (auditkeep, auditkeep.client, auditkeep.context, auditkeep.errors,
+                   auditkeep.evidence):
         assert module.__all__ == sorted(module.__all__)
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
