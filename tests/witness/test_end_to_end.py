@@ -116,6 +116,18 @@ def test_events_are_witnessed_and_the_sdk_counts_witnesses(
             witnessed = c.get("/v1/logs/default/checkpoint", params={"witnessed": "true"})
             assert witnessed.text == note
             assert "auditkeep_witness_cosignatures" in c.get("/metrics").text
+            third = c.get("/v1/logs/default/checkpoint", params={"size": 3}).text
+            assert open_checkpoint(third, keys)[0].size == 3
+            for params, pointer in (({"witnessed": "yes"}, "/query/witnessed"),
+                                    ({"size": 3, "witnessed": "true"}, "/query/witnessed"),
+                                    ({"size": "x"}, "/query/size"),
+                                    ({"since": "1"}, "/query/since")):
+                bad = c.get("/v1/logs/default/checkpoint", params=params)
+                assert bad.status_code == 400, params
+                assert bad.headers["content-type"].startswith("application/problem+json")
+                assert [e["pointer"] for e in bad.json()["errors"]] == [pointer]
+            assert c.get("/v1/logs/default/checkpoint",
+                         params={"size": 8}).status_code == 404
 
         report = client.verify_receipts(witnesses=[vkey], min_witnesses=1)
         assert report.ok, report.problems
