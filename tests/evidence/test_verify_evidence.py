@@ -227,3 +227,16 @@ def test_more_witnesses_required_than_given_is_a_usage_error(
         V.main([str(tmp_path / "x.zip"), "--witness", w.vkey, "--min-witnesses", "2"])
     assert exc.value.code == 2
     assert "exceeds the 1 witness key" in capsys.readouterr().err
+
+
+def test_the_verifier_imports_nothing_but_the_standard_library() -> None:
+    import ast
+    import sys
+
+    from tests.evidence.verifier import TOOL
+    tree = ast.parse(TOOL.read_text(encoding="utf-8"))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert imported and imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
