@@ -1,5 +1,5 @@
-"""Legal holds through a real server: `/v1/holds` and `auditkeep holds`, scopes, and
-problem+json naming the field."""
+"""Legal holds through a real server: `/v1/holds` and `auditkeep holds`, scopes,
+problem+json naming the field, and a hold keeping events from `auditkeep retention run`."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from auditkeep.auth import create_token
-from auditkeep.datadir import DataDir
+from auditkeep.datadir import DataDir, open_node
+from auditkeep.pipeline import prepare as prepare_module
+from auditkeep.pipeline.prepare import format_time, prepare
+from auditkeep.pipeline.schema import Event
 from auditkeep.storage.sqlite import SQLiteBackend
 from tests.conftest import ServerProcess, start_server
 from tests.server.test_reads import wait_searchable
@@ -22,12 +27,39 @@ EVENTS = [{"action": "iam.user.create", "outcome": "success",
           for actor in ("alice", "alice", "bob")]
 
 
+#: Retention purges data_change events 90 days after they were received; tenant
+#: `globex` has the same three events received 200 days ago (acme's are new).
+CONFIG = """
+retention:
+  schedule: off
+  categories: {data_change: 90d}
+"""
+
+
+def old_events(data: DataDir) -> None:
+    long_ago = format_time(datetime.now(UTC) - timedelta(days=200))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(prepare_module, "now_utc", lambda: long_ago)
+        n = open_node(data)
+        try:
+            pendings = prepare(msgspec.convert(EVENTS, list[Event]), tenant="globex",
+                               submitter="test", may_set_tenant=True)
+            n.logs.append("globex", pendings).result()
+        finally:
+            n.close()
+
+
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = start_server(DataDir(tmp_path_factory.mktemp("holds") / "data"))
+    root = tmp_path_factory.mktemp("holds")
+    data = DataDir(root / "data")
+    old_events(data)
+    (root / "auditkeep.yaml").write_text(CONFIG)
+    s = start_server(data, "--config", str(root / "auditkeep.yaml"))
     with s.client() as c:
         assert c.post("/v1/events", params={"tenant": "acme"}, json=EVENTS).status_code < 300
         wait_searchable(c, 3, tenant="acme")
+        wait_searchable(c, 3, tenant="globex")
     yield s
     s.stop()
 
@@ -49,11 +81,11 @@ def access_size(server: ServerProcess) -> int:
         store.close()
 
 
-def cli(server: ServerProcess, *args: str, token: str | None = None
+def cli(server: ServerProcess, *args: str, token: str | None = None, command: str = "holds"
         ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AUDITKEEP_URL": server.url,
            "AUDITKEEP_TOKEN": token or server.admin_token}
-    return subprocess.run([sys.executable, "-m", "auditkeep", "holds", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "auditkeep", command, *args], env=env,
                           capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent)
 
 
@@ -135,3 +167,23 @@ def test_cli_mistakes_are_one_line(srv: ServerProcess) -> None:
     assert "404" in gone.stderr
     missing = cli(srv, "create", "--query", "a")
     assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_a_hold_keeps_its_events_from_a_retention_run(srv: ServerProcess) -> None:
+    made = cli(srv, "create", "--tenant", "globex", "--query", "actor:bob", "--reason", "m-3")
+    assert made.returncode == 0, made.stderr
+    hold_id = made.stdout.split()[2]
+    ran = cli(srv, "run", "--tenant", "globex", "--yes", "--json", command="retention")
+    assert ran.returncode == 0, ran.stderr
+    assert msgspec.json.decode(ran.stdout)["events"] == 2  # alice's two; bob's is held
+    with srv.client() as c:
+        assert [c.get(f"/v1/logs/globex/entries/{s}").status_code for s in (0, 1, 2)] == [
+            410, 410, 200]
+    assert "matching: 1" in cli(srv, "show", hold_id).stdout
+    assert cli(srv, "release", hold_id, "--reason", "m-3 closed").returncode == 0
+    again = cli(srv, "run", "--tenant", "globex", "--yes", "--json", command="retention")
+    assert msgspec.json.decode(again.stdout)["events"] == 1
+    with srv.client() as c:
+        assert c.get("/v1/logs/globex/entries/2").status_code == 410
+        kept = [c.get(f"/v1/logs/globex/entries/{seq}").json()["action"] for seq in (3, 5)]
+        assert kept == ["auditkeep.hold.create", "auditkeep.hold.release"]
