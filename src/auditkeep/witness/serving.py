@@ -21,10 +21,9 @@ def cosigned_checkpoint(logs: LogService, name: str, size: int | None = None,
                                                  cp.root))
     info = logs.info(name)
     if size is None:  # witnessed
-        every = logs.store.cosignatures(info.id)
-        if not every:
+        size = _largest_cosigned(logs, info.id)
+        if size is None:
             raise NotFoundError(f"no witness has cosigned a checkpoint of log {name!r} yet")
-        size = max(c.size for c in every)
     committed = logs.size(name)
     if size > committed:
         raise NotFoundError(f"log {name!r} has {committed} entries; no checkpoint of size "
@@ -46,6 +45,20 @@ def _note(logs: LogService, name: str, size: int) -> tuple[str, bytes]:
     root = logs.root(name, size)
     signer = logs.keys.signer().with_name(info.origin)
     return sign_checkpoint(Checkpoint(info.origin, size, root), signer), root
+
+
+_RECENT = 64  # stored checkpoints to try before reading every cosignature row
+
+
+def _largest_cosigned(logs: LogService, log_id: int) -> int | None:
+    """The largest cosigned size. The job pushes stored checkpoints, so a recent one
+    usually has it: keyed lookups of those first, the whole table only as a fallback."""
+    sizes = sorted({cp.size for cp in logs.store.checkpoints(log_id)}, reverse=True)
+    for size in sizes[:_RECENT]:
+        if logs.store.cosignatures(log_id, size):
+            return size
+    every = logs.store.cosignatures(log_id)
+    return max((c.size for c in every), default=None)
 
 
 def _lines(cosignatures: list[Cosignature], root: bytes) -> list[str]:
