@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -26,9 +26,13 @@ from auditkeep.log import merkle
 from auditkeep.log.service import LogService
 from auditkeep.query.ast import Node
 from auditkeep.query.fields import time_us
-from auditkeep.query.index import Window
+from auditkeep.query.index import SearchIndex, Window
+from auditkeep.query.indexer import reindex
 from auditkeep.query.predicate import Doc, compile_predicate
 from auditkeep.storage.base import ArchiveRecord, LogInfo
+
+if TYPE_CHECKING:
+    from auditkeep.query.pgindex import PgSearchIndex
 
 
 def object_name(objects: Objects, url: str) -> str:
@@ -67,16 +71,18 @@ class Rehydration:
     ranges: int  # archived ranges read
     checked: int  # entries whose leaf hash matched the stored tile
     restored: int  # purged entries put back
+    indexed: int  # of those, indexed again for search
 
     def to_json(self) -> dict[str, Any]:
         return {"log": self.log, "from": self.first, "to": self.end, "ranges": self.ranges,
-                "checked": self.checked, "restored": self.restored}
+                "checked": self.checked, "restored": self.restored, "indexed": self.indexed}
 
 
-def rehydrate(logs: LogService, objects: Objects, log_name: str, first: int,
-              end: int) -> Rehydration:
-    """Put the archived entries of seqs [first, end) back where they were purged. Every
-    entry is checked against the stored leaf first; one mismatch and nothing is restored."""
+def rehydrate(logs: LogService, objects: Objects, log_name: str, first: int, end: int,
+              index: SearchIndex | PgSearchIndex | None = None) -> Rehydration:
+    """Put the archived entries of seqs [first, end) back where they were purged, and
+    into `index` again (it forgot them at the purge). Every entry is checked against
+    the stored leaf first; one mismatch and nothing is restored."""
     info = logs.info(log_name)
     records = [r for r in logs.store.archives(info.id) if r.first < end and r.end > first]
     entries: dict[int, bytes] = {}
@@ -97,10 +103,9 @@ def rehydrate(logs: LogService, objects: Objects, log_name: str, first: int,
     purged = logs.store.purged_ranges(info.id, first, end)
     todo = {s: e for s, e in entries.items() if any(p.first <= s < p.end for p in purged)}
     restored = logs.store.restore(info.id, todo) if todo else 0
-    forget = getattr(logs, "forget_bundles", None)
-    if forget is not None:  # the read cache may hold the purged (empty) bundles
-        forget(info.id)
-    return Rehydration(info.name, first, end, len(records), checked, restored)
+    logs.forget_bundles(info.id)  # the read cache may hold the purged (empty) bundles
+    indexed = reindex(logs.store, index, info.id, list(todo)) if index is not None else 0
+    return Rehydration(info.name, first, end, len(records), checked, restored, indexed)
 
 
 def search_archive(logs: LogService, objects: Objects, log_name: str, node: Node,

@@ -323,6 +323,46 @@ class SearchIndex:
                 self._forget()
         return len(found)
 
+    def reindex(self, log_id: int, records: Sequence[dict[str, Any]],
+                raws: dict[int, Any] | None = None) -> int:
+        """Index again events that `forget` removed and rehydration brought back
+        (archive/reading.py): rows, free text, rollups and, below the field cursor,
+        fields. Cursors stay; records at or past the cursor (the indexer's) and records
+        still indexed are skipped. How many were indexed."""
+        with self._write_lock, mapped_errors("indexing rehydrated events"):
+            w = self._writer
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = _cursor(w, "cursors", log_id)
+                present = {int(r[0]) for r in w.execute(
+                    "SELECT seq FROM events WHERE log_id = ? AND seq IN "
+                    "(SELECT value FROM json_each(?))",
+                    (log_id, orjson.dumps([r["seq"] for r in records]).decode()))}
+                todo = [r for r in records if r["seq"] < cursor and r["seq"] not in present]
+                if not todo:
+                    w.execute("ROLLBACK")
+                    return 0
+                rows = [index_row(log_id, r) for r in todo]
+                start = w.execute("SELECT coalesce(max(rowid), 0) + 1 FROM events").fetchone()[0]
+                w.executemany(
+                    "INSERT INTO events (rowid, log_id, seq, time_us, actor, actor_type, action, "
+                    "outcome, category, severity, rtype, rid, service, trace_id, request_id, "
+                    "id, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(start + i, *row) for i, row in enumerate(rows)])
+                w.executemany("INSERT INTO events_fts (rowid, text) VALUES (?, ?)",
+                              [(start + i, free_text(r)) for i, r in enumerate(todo)])
+                _blocks(w, start, [row[2] for row in rows])
+                self._rollups.add_rows(w, rows)
+                fielded = _cursor(w, "field_cursors", log_id)
+                self._fields(w, log_id, [(start + i, r) for i, r in enumerate(todo)
+                                         if r["seq"] < fielded], raws or {})
+                w.execute("COMMIT")
+            except BaseException:
+                w.execute("ROLLBACK")
+                self._forget()
+                raise
+        return len(todo)
+
     def _forget(self) -> None:
         """After a rolled-back write: what the writer cached may not be stored."""
         self._rollups.forget()

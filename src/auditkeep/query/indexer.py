@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,6 +142,24 @@ class Indexer(BackgroundLoop, _Following):
                 if start <= b.first_seq + i < end and entry:  # b"": purged (retention/)
                     records.append(orjson.loads(entry))
         return records
+
+
+def reindex(store: Backend, index: SearchIndex | PgSearchIndex, log_id: int,
+            seqs: Sequence[int]) -> int:
+    """Index again the entries of `seqs` that rehydration put back (archive/reading.py);
+    the index forgot them when they were purged. How many were indexed."""
+    keep = set(seqs)
+    wanted = sorted(keep)
+    if not wanted:
+        return 0
+    records = []
+    for b in store.read_bundles(log_id, wanted[0], wanted[-1] + 1):
+        for i, entry in enumerate(b.entries):
+            seq = b.first_seq + i
+            if entry and seq in keep:
+                records.append(orjson.loads(entry))
+    raws = parsed_raws(store.read_raws(log_id, wanted[0], wanted[-1] + 1))
+    return index.reindex(log_id, records, raws)
 
 
 def parsed_raws(raws: dict[int, tuple[str, bytes]]) -> dict[int, Any]:

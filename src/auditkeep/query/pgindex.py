@@ -361,6 +361,41 @@ class PgSearchIndex:
                 raise
         return len(rowids)
 
+    def reindex(self, log_id: int, records: Sequence[dict[str, Any]],
+                raws: dict[int, Any] | None = None) -> int:
+        """Index again events that `forget` removed and rehydration brought back, as
+        `SearchIndex.reindex`. How many were indexed."""
+        by_seq: dict[int, tuple[dict[str, Any], tuple[Any, ...]]] = {}
+        for r in records:
+            words = words_of(free_text(r))
+            by_seq[int(r["seq"])] = (r, (*(_clean(v) for v in index_row(log_id, r)),
+                                         words_text(words), tsv_text(words)))
+        with self._write_lock, mapped_errors("indexing rehydrated events"):
+            self._ensure_partitions({row[2] for _, row in by_seq.values()})
+            w = self._writer
+            try:
+                with w.transaction():
+                    w.execute(_LOCK)
+                    cursor = _cursor(w, "search_cursors", log_id)
+                    present = {int(r[0]) for r in w.execute(
+                        "SELECT seq FROM search_events WHERE log_id = %s AND seq = ANY(%s)",
+                        (log_id, list(by_seq)))}
+                    todo = [v for seq, v in by_seq.items() if seq < cursor and seq not in present]
+                    if not todo:
+                        return 0
+                    start = _take_rowids(w, len(todo))
+                    with w.cursor().copy(f"COPY search_events ({_EVENT_COLUMNS}) "
+                                         "FROM STDIN") as copy:
+                        for i, (_, row) in enumerate(todo):
+                            copy.write_row((start + i, *row))
+                    fielded = _cursor(w, "search_field_cursors", log_id)
+                    self._fields(w, [(start + i, r) for i, (r, _) in enumerate(todo)
+                                     if r["seq"] < fielded], raws or {})
+            except BaseException:
+                self._forget()
+                raise
+        return len(todo)
+
     @staticmethod
     def _key_id(w: psycopg.Connection[Any], key: str) -> int:
         row = w.execute("INSERT INTO search_keys (key) VALUES (%s) ON CONFLICT (key) "

@@ -69,7 +69,7 @@ async def post_rehydrate(request: Request) -> Response:
     job = archive_job(n)
     log = log_for(who, body["tenant"])
     result = await run_in_threadpool(rehydrate, n.logs, job.archiver.objects, log,
-                                     body["from"], body["to"])
+                                     body["from"], body["to"], n.index)
     # The restored entries are readable again: who brought them back is on the record.
     await record_access(request, who, log, "archive.rehydrate",
                         {"from": body["from"], "to": body["to"]}, result.restored)
