@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from auditkeep import __version__
+from auditkeep.server.openapi_archive import ARCHIVE_PATHS
 from auditkeep.server.openapi_detect import DETECT_PATHS, PRIVACY_PATHS
 from auditkeep.server.openapi_holds import HOLD_PATHS
 from auditkeep.server.openapi_parts import _B64, _ERRORS, _PROBLEM, _TENANT, _json, _q
@@ -87,7 +88,10 @@ OPENAPI: dict[str, Any] = {
                        "seq, received, submitter, tenant, v"},
             "SearchResult": {"type": "object", "properties": {
                 "events": {"type": "array", "items": {"$ref": "#/components/schemas/Record"}},
-                "next_cursor": {"type": ["string", "null"]}}},
+                "next_cursor": {"type": ["string", "null"]},
+                "from_archive": {"type": "array", "items": {"type": "integer"},
+                                 "description": "with include=archive: the seqs of the "
+                                                "events read from the cold archive"}}},
             "InclusionProof": {"type": "object", "properties": {
                 "seq": {"type": "integer"}, "tree_size": {"type": "integer"},
                 "leaf_hash": _B64, "hashes": {"type": "array", "items": _B64}}},
@@ -233,6 +237,7 @@ OPENAPI: dict[str, Any] = {
         **DETECT_PATHS,
         **PRIVACY_PATHS,
         **HOLD_PATHS,
+        **ARCHIVE_PATHS,
         **RETENTION_PATHS,
     },
 }

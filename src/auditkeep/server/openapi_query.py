@@ -35,7 +35,10 @@ QUERY_PATHS: dict[str, Any] = {
                        "was expected there.",
         "parameters": [*_QUERY,
                        _q("limit", "1..1000", {"type": "integer", "minimum": 1, "maximum": 1000}),
-                       _q("cursor", "from next_cursor"), _POLL],
+                       _q("cursor", "from next_cursor"), _POLL,
+                       _q("include", "archive: also purged events found in the cold "
+                                     "archive, merged newest first (docs/archive.md)",
+                          {"type": "string", "enum": ["archive"]})],
         "responses": {"200": {"description": "matches", **_RESULT}, **_ERRORS}}},
     "/v1/aggregate": {"get": {
         "summary": "Counts: total, grouped by one or two fields (top N), distinct, histogram",
