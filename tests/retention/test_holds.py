@@ -14,6 +14,8 @@ from auditkeep.errors import ConflictError, NotFoundError, Pushback, ValidationE
 from auditkeep.log.service import LogService, access_log_name
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.schema import Event
+from auditkeep.query.lang import parse
+from auditkeep.query.predicate import matches
 from auditkeep.retention.holds import (
     HOLD_CREATE_ACTION,
     HOLD_RELEASE_ACTION,
@@ -109,6 +111,21 @@ class TestMatcher:
         hold(node, "raw.verb:delete")
         m = active_matcher(node.store, TENANT)
         assert m(deleted) and not m(got)
+
+    @pytest.mark.parametrize("query", [
+        "actor:alice", "action:iam.*", "alice", '"INC-4711"', "metadata.ticket:INC-4711",
+        "_exists_:metadata", "_exists_:actor", "time:>2026-03-10T11:00:00Z",
+        "metadata.n:>5", "resource.id:u-9 -metadata.ticket:*", "raw.verb:delete OR bob",
+        "seq:[0 TO 1]"])
+    def test_it_agrees_with_the_search_predicate(self, node: Node, query: str) -> None:
+        recs = ingest(node, [ev("alice", metadata={"ticket": "INC-4711", "n": 7}),
+                             ev("bob", action="auth.login"), ev("k8s")],
+                      raws=[None, None, ("json", b'{"verb": "delete"}')])
+        hold(node, query)
+        m = active_matcher(node.store, TENANT)
+        raws = [None, None, {"verb": "delete"}]
+        want = [matches(parse(query), r, raw) for r, raw in zip(recs, raws, strict=True)]
+        assert [m(r) for r in recs] == want
 
     def test_personal_values_are_not_needed(self, node: Node) -> None:
         (rec,) = ingest(node, [ev("erin")])
