@@ -141,6 +141,9 @@ def test_retention_over_http_and_the_cli(kept: ServerProcess, tmp_path: Path) ->
             assert datetime.now(UTC) < deadline, "the purge record never became searchable"
         assert [h["action"] for h in hits] == [PURGE_ACTION]
         assert c.get("/v1/retention/plan").json()["events"] == 0
+        status = c.get("/v1/status").json()["retention"]
+        assert status["purged"] == 10 and status["schedule"] is None  # `schedule: off`
+        assert "auditkeep_retention_purged_events_total 10.0" in c.get("/metrics").text
 
     for args, code, text in (
             (("set", "--category", "auth"), 2, "expected NAME=DAYS"),

@@ -24,11 +24,15 @@ class RetentionJob(BackgroundLoop):
         self.retention = retention
         self.interval = interval
         self.last: RunReport | None = None
-        self.purged = 0  # events purged by this process since it started
+        self.purged = 0  # events purged by the scheduled passes since it started
 
     def start(self) -> None:
         if self.interval is not None:
             super().start()
+
+    def status(self) -> dict[str, object]:
+        return {"schedule": self.interval, "purged": self.retention.purged,
+                "last_run": self.retention.last_run, "last_error": self.last_error}
 
     def step(self) -> bool:
         report = self.retention.run(actor=JOB_ACTOR, passes=1)

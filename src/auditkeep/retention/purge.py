@@ -97,6 +97,8 @@ class Retention:
         self.config = config
         self.archive = archive  # a cold archive is configured: purge waits for it
         self._running = threading.Lock()
+        self.purged = 0  # events purged through this object (the metric)
+        self.last_run: str | None = None  # when the last run ended
 
     # policies -------------------------------------------------------------------------
 
@@ -170,6 +172,8 @@ class Retention:
                 if not more:
                     break
             report.more = more
+            self.purged += report.events
+            self.last_run = now_utc()
         return report
 
     def _purge_log(self, tenant: str, info: LogInfo, actor: str, now: datetime

@@ -90,6 +90,11 @@ class NodeCollector(Collector):
         witness = self._node.options.get("witness")
         if witness is not None:
             yield from witness_metrics(witness)
+        retention = self._node.options.get("retention")
+        if retention is not None:
+            yield CounterMetricFamily("auditkeep_retention_purged_events",
+                                      "Events purged by retention in this process",
+                                      value=retention.retention.purged)
         scan = self._node.options.get("pii_scan")
         if scan is not None:
             scanned, by_rule = scan.snapshot()
@@ -155,6 +160,8 @@ async def status(request: Request) -> Response:
         "pii_scan": _pii_status(n),
         "scale": _scale_status(n),
         "witnesses": _witness_status(n),
+        "retention": None if n.options.get("retention") is None
+        else n.options["retention"].status(),
     })
 
 
