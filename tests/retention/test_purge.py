@@ -310,3 +310,28 @@ class TestJob:
         (record,) = node.logs.records(TENANT, [job.last.purges[0].record_seq], personal=False)
         assert record["actor"] == {"id": "auditkeep-retention", "type": "system"}
         assert RetentionJob(job.retention, None).interval is None  # off: start() runs nothing
+
+
+class TestPostgres:
+    def test_plan_run_proofs_search_and_verify_on_postgresql(
+            self, tmp_path: Any, pg_url: str) -> None:
+        from auditkeep.datadir import DataDir, open_node
+
+        n = open_node(DataDir(tmp_path / "data", pg_url))
+        n.start()
+        try:
+            fill(n)
+            r = Retention(n.logs, n.index, CONFIG)
+            assert of(r.plan([TENANT], now=LATER)).events == 10
+            (purge,) = r.run([TENANT], now=LATER).purges
+            assert purge.events == 10
+            caught_up(n)
+            assert n.index is not None
+            info = n.logs.info(TENANT)
+            assert n.index.search(info.id, parse("category:data_access"), Window(),
+                                  limit=100) == []
+            assert aggregator(n.index, info.id, parse(""), Window()).total() == 21
+            proofs_hold(n, TENANT)
+            assert verified(n, TENANT).purged == 10
+        finally:
+            n.close()
