@@ -133,14 +133,32 @@ class TestReads:
         assert [r["seq"] for r in got] == [2, 6]
         assert got[0]["actor"]["email"] == "u2@example.com"  # personal values still filled
 
-    def test_forget_bundles_makes_a_purge_visible_at_once(self, purged: Node) -> None:
+    def test_a_purge_is_never_served_from_cached_bundles(self, purged: Node) -> None:
         info = purged.logs.info("default")
-        assert purged.logs.entry("default", 70)  # now cached
-        purged.store.purge(Purge(info.id, [70], 120))
-        assert purged.logs.entry("default", 70)  # the cache still holds the bytes
-        purged.logs.forget_bundles(info.id)
+        assert purged.logs.entry("default", 70)  # its bundle is cached now
+        purged.store.purge(Purge(info.id, [70], 120))  # as another process would
         with pytest.raises(PurgedError):
             purged.logs.entry("default", 70)
+        assert 70 not in [r["seq"] for r in purged.logs.records("default", [69, 70, 71],
+                                                                  personal=False)]
+
+    def test_a_restore_is_seen_although_the_empty_entry_was_cached(self, purged: Node) -> None:
+        info = purged.logs.info("default")
+        original = purged.logs.entry("default", 72)
+        purged.store.purge(Purge(info.id, [72], 120))
+        purged.logs.forget_bundles(info.id)
+        purged.logs.entry("default", 73)  # caches the bundle with b"" at 72
+        with pytest.raises(PurgedError):
+            purged.logs.entry("default", 72)
+        assert purged.store.restore(info.id, {72: original}) == 1  # as another process would
+        assert purged.logs.entry("default", 72) == original
+
+    def test_forget_bundles_drops_only_that_logs_cache(self, purged: Node) -> None:
+        info = purged.logs.info("default")
+        purged.logs.entry("default", 6)
+        assert any(k[0] == info.id for k in purged.logs._bundles)
+        purged.logs.forget_bundles(info.id)
+        assert not any(k[0] == info.id for k in purged.logs._bundles)
 
 
 class TestProofs:

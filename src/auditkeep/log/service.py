@@ -38,7 +38,8 @@ from auditkeep.log.sequencer import AppendResult, Sequencer
 from auditkeep.pipeline.prepare import Pending
 from auditkeep.pipeline.schema import TENANT_PATTERN
 from auditkeep.privacy.paths import lookup
-from auditkeep.storage.base import Backend, Bundle, LogInfo, StoredCheckpoint
+from auditkeep.storage.base import Backend, Bundle, LogInfo, PurgedRange, StoredCheckpoint
+from auditkeep.storage.runs import covered
 
 log = logging.getLogger(__name__)
 
@@ -310,12 +311,13 @@ class LogService:
 
     # entries and records ----------------------------------------------------------------
 
-    def _bundle_for(self, log_id: int, seq: int) -> Bundle | None:
-        with self._bundles_lock:
-            for (lid, first), b in reversed(self._bundles.items()):
-                if lid == log_id and first <= seq < first + len(b.entries):
-                    self._bundles.move_to_end((lid, first))
-                    return b
+    def _bundle_for(self, log_id: int, seq: int, *, cached: bool = True) -> Bundle | None:
+        if cached:
+            with self._bundles_lock:
+                for (lid, first), b in reversed(self._bundles.items()):
+                    if lid == log_id and first <= seq < first + len(b.entries):
+                        self._bundles.move_to_end((lid, first))
+                        return b
         found = self.store.read_bundles(log_id, seq, seq + 1)
         if not found:
             return None
@@ -328,7 +330,7 @@ class LogService:
 
     def forget_bundles(self, log_id: int) -> None:
         """Drop the cached bundles of a log: retention and rehydration call it after
-        they changed its bundles (purge, restore), so reads see the change at once."""
+        they changed its bundles (purge, restore), so the memory holds no purged bytes."""
         with self._bundles_lock:
             for key in [k for k in self._bundles if k[0] == log_id]:
                 del self._bundles[key]
@@ -338,26 +340,43 @@ class LogService:
         info = self.info(name)
         if not 0 <= seq < self.size(name):
             raise NotFoundError(f"log {name!r} has no seq {seq}")
-        b = self._bundle_for(info.id, seq)
+        return self._entry(name, info.id, seq, self.store.purged_ranges(info.id, seq, seq + 1))
+
+    def _entry(self, name: str, log_id: int, seq: int, marks: list[PurgedRange]) -> bytes:
+        # The purge marks decide, not the cache: a purge made by another process (or
+        # before forget_bundles) must not be served from bundles cached here.
+        mark = covered(marks, seq)
+        if mark is not None:
+            raise PurgedError(name, seq, mark.record_seq)
+        b = self._bundle_for(log_id, seq)
+        if b is not None and not b.entries[seq - b.first_seq]:
+            b = self._bundle_for(log_id, seq, cached=False)  # restored since it was cached?
         if b is None:
             raise NotFoundError(f"log {name!r}: seq {seq} is not stored")
         data = b.entries[seq - b.first_seq]
-        if not data:  # no canonical entry is empty: zero-length is a purged one
-            marks = self.store.purged_ranges(info.id, seq, seq + 1)
-            raise PurgedError(name, seq, marks[0].record_seq if marks else None)
+        if not data:  # no canonical entry is empty: its bytes went without a purge mark
+            raise PurgedError(name, seq)
         return data
 
     def records(self, name: str, seqs: Iterable[int], *, personal: bool) -> list[dict[str, Any]]:
         """Stored records for `seqs` (in that order), personal values filled in if allowed.
         Purged seqs are left out: search hits may lag a purge."""
+        seqs = list(seqs)
+        if not seqs:
+            return []
+        info = self.info(name)
+        size = self.size(name)
+        marks = self.store.purged_ranges(info.id, min(seqs), max(seqs) + 1)
         out = []
         for s in seqs:
+            if not 0 <= s < size:
+                raise NotFoundError(f"log {name!r} has no seq {s}")
             try:
-                out.append(orjson.loads(self.entry(name, s)))
+                out.append(orjson.loads(self._entry(name, info.id, s, marks)))
             except PurgedError:
                 continue
         if personal and out:
-            values = self.store.read_personal(self.info(name).id, [r["seq"] for r in out])
+            values = self.store.read_personal(info.id, [r["seq"] for r in out])
             for rec in out:
                 reveal(rec, values.get(rec["seq"]))
         return out
