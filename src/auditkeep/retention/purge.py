@@ -25,7 +25,7 @@ from auditkeep.pipeline.prepare import now_utc, prepare
 from auditkeep.pipeline.schema import Actor, Event, Resource
 from auditkeep.query.indexer import parsed_raws
 from auditkeep.retention.holds import active_matcher
-from auditkeep.retention.plan import Archived, LogPlan, walk_log
+from auditkeep.retention.plan import READ_BATCH, Archived, LogPlan, walk_log
 from auditkeep.retention.policy import (
     SOURCE_API,
     Layer,
@@ -214,14 +214,19 @@ class Retention:
 
     def _records(self, log_id: int, seqs: list[int]
                  ) -> tuple[list[dict[str, Any]], dict[int, Any]]:
+        """The records and parsed raws of `seqs` (ascending), read a window at a time
+        where they are (a sparse category's seqs may span much of the log)."""
         wanted = set(seqs)
         records = []
-        for b in self.store.read_bundles(log_id, seqs[0], seqs[-1] + 1):
-            for seq, entry in enumerate(b.entries, b.first_seq):
-                if seq in wanted and entry:
-                    records.append(orjson.loads(entry))
-        raws = {s: r for s, r in self.store.read_raws(log_id, seqs[0], seqs[-1] + 1).items()
-                if s in wanted}
+        raws: dict[int, tuple[str, bytes]] = {}
+        for window in sorted({s // READ_BATCH for s in seqs}):
+            lo, hi = window * READ_BATCH, (window + 1) * READ_BATCH
+            for b in self.store.read_bundles(log_id, lo, hi):
+                for seq, entry in enumerate(b.entries, b.first_seq):
+                    if seq in wanted and entry:
+                        records.append(orjson.loads(entry))
+            raws.update((s, r) for s, r in self.store.read_raws(log_id, lo, hi).items()
+                        if s in wanted)
         return records, parsed_raws(raws)
 
     def _record(self, tenant: str, info: LogInfo, plan: LogPlan, actor: str
