@@ -167,4 +167,4 @@ def witness_app(witness: Witness) -> Starlette:
                              Route("/healthz", healthz, methods=["GET"])])
 
 
-__all__ = ["MAX_BODY", "SIZE_TYPE", "Answer", "Witness", "parse_request", "witness_app"]
+__all__ = ["Answer", "MAX_BODY", "SIZE_TYPE", "Witness", "parse_request", "witness_app"]
