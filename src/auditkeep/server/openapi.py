@@ -221,7 +221,10 @@ OPENAPI: dict[str, Any] = {
             "parameters": [_TENANT, {"name": "seq", "in": "path", "required": True,
                                      "schema": {"type": "integer"}},
                            _q("format", "record (default) or canonical")],
-            "responses": {"200": {"description": "record or canonical bytes"}, **_ERRORS}}},
+            "responses": {"200": {"description": "record or canonical bytes"}, **_ERRORS,
+                          "410": {**_ERRORS["404"], "description": "purged by retention "
+                                  "(problem type `purged`, naming the retention record); "
+                                  "its leaf and proofs stay"}}}},
         "/v1/keys": {"get": {"summary": "Verifier keys, including rotated-out ones",
                              "responses": {"200": {"description": "keys", **_json("Keys")},
                                            **_ERRORS}}},
