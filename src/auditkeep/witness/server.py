@@ -39,7 +39,7 @@ _OLD = re.compile("old (0|[1-9][0-9]{0,19})")
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
+class WitnessAnswer:
     """An HTTP answer of the protocol: status, content type and text body."""
 
     status: int
@@ -47,11 +47,11 @@ class Answer:
     content_type: str = "text/plain; charset=utf-8"
 
 
-def _bad(message: str) -> Answer:
-    return Answer(400, message + "\n")
+def _bad(message: str) -> WitnessAnswer:
+    return WitnessAnswer(400, message + "\n")
 
 
-def parse_request(body: bytes) -> tuple[int, list[bytes], str] | Answer:
+def parse_request(body: bytes) -> tuple[int, list[bytes], str] | WitnessAnswer:
     """The old size, proof hashes and checkpoint note of an add-checkpoint body, or the
     400 answer saying what is malformed."""
     if len(body) > MAX_BODY:
@@ -93,10 +93,10 @@ class Witness:
         for v in logs:
             self.logs.setdefault(v.name, []).append(v)
 
-    def add_checkpoint(self, body: bytes) -> Answer:
-        """Answer one add-checkpoint request body as the spec says."""
+    def add_checkpoint(self, body: bytes) -> WitnessAnswer:
+        """WitnessAnswer one add-checkpoint request body as the spec says."""
         parsed = parse_request(body)
-        if isinstance(parsed, Answer):
+        if isinstance(parsed, WitnessAnswer):
             return parsed
         old, proof, note = parsed
         try:
@@ -106,27 +106,27 @@ class Witness:
             return _bad(f"checkpoint: {exc.detail}")
         verifiers = self.logs.get(cp.origin)
         if verifiers is None:
-            return Answer(404, f"unknown log origin {cp.origin!r}\n")
+            return WitnessAnswer(404, f"unknown log origin {cp.origin!r}\n")
         try:
             open_checkpoint(note, verifiers)
         except NoteError as exc:
-            return Answer(403, f"checkpoint is not signed by a known key of the log: "
+            return WitnessAnswer(403, f"checkpoint is not signed by a known key of the log: "
                                f"{exc.detail}\n")
         if old > cp.size:
             return _bad(f"old size {old} is larger than the checkpoint's size {cp.size}")
         return self._advance(cp, old, proof)
 
-    def _advance(self, cp: Checkpoint, old: int, proof: list[bytes]) -> Answer:
+    def _advance(self, cp: Checkpoint, old: int, proof: list[bytes]) -> WitnessAnswer:
         head = self.store.witness_head(cp.origin)
         size, root = head if head is not None else (0, b"")
         if old != size:
             return _conflict(size)
         if old == cp.size and old > 0 and root != cp.root:
             log.warning("witness: %s signed two roots for size %d (a fork)", cp.origin, old)
-            return Answer(409, f"the checkpoint's root differs from the one cosigned for "
+            return WitnessAnswer(409, f"the checkpoint's root differs from the one cosigned for "
                                f"size {old}: the log forked\n")
         if old == 0 and proof:
-            return Answer(422, "a consistency proof from size 0 must be empty\n")
+            return WitnessAnswer(422, "a consistency proof from size 0 must be empty\n")
         if 0 < old < cp.size:
             try:
                 verify_consistency(old, cp.size, proof, root, cp.root)
@@ -134,18 +134,18 @@ class Witness:
                 # The log signed it: worth keeping as evidence of misbehaviour.
                 log.warning("witness: %s sent a checkpoint of size %d that does not extend "
                             "size %d: %s", cp.origin, cp.size, old, exc.detail)
-                return Answer(422, f"consistency proof does not verify: {exc.detail}\n")
+                return WitnessAnswer(422, f"consistency proof does not verify: {exc.detail}\n")
         elif old == cp.size and proof:
-            return Answer(422, f"the proof between equal sizes must be empty, "
+            return WitnessAnswer(422, f"the proof between equal sizes must be empty, "
                                f"got {len(proof)} hashes\n")
         if not self.store.set_witness_head(cp.origin, old, cp.size, cp.root):
             latest = self.store.witness_head(cp.origin)
             return _conflict(latest[0] if latest is not None else 0)
-        return Answer(200, self.signer.cosign(cp.to_text(), int(self._clock())))
+        return WitnessAnswer(200, self.signer.cosign(cp.to_text(), int(self._clock())))
 
 
-def _conflict(size: int) -> Answer:
-    return Answer(409, f"{size}\n", SIZE_TYPE)
+def _conflict(size: int) -> WitnessAnswer:
+    return WitnessAnswer(409, f"{size}\n", SIZE_TYPE)
 
 
 def witness_app(witness: Witness) -> Starlette:
@@ -167,4 +167,4 @@ def witness_app(witness: Witness) -> Starlette:
                              Route("/healthz", healthz, methods=["GET"])])
 
 
-__all__ = ["Answer", "MAX_BODY", "SIZE_TYPE", "Witness", "parse_request", "witness_app"]
+__all__ = ["MAX_BODY", "SIZE_TYPE", "Witness", "WitnessAnswer", "parse_request", "witness_app"]
