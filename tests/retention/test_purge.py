@@ -23,15 +23,22 @@ from auditkeep.pipeline import prepare as prepare_module
 from auditkeep.pipeline.config_keeping import RetentionConfig
 from auditkeep.pipeline.prepare import format_time, prepare
 from auditkeep.pipeline.schema import Event
+from auditkeep.privacy.erasure import ERASURE_ACTION, ERASURE_SUBMITTER
 from auditkeep.query.aggregate import aggregator
 from auditkeep.query.index import SearchIndex, Window
 from auditkeep.query.indexer import Indexer
 from auditkeep.query.lang import parse
-from auditkeep.retention.holds import create_hold, release_hold
+from auditkeep.retention.holds import (
+    HOLD_CREATE_ACTION,
+    HOLD_RELEASE_ACTION,
+    HOLD_SUBMITTER,
+    create_hold,
+    release_hold,
+)
 from auditkeep.retention.job import RetentionJob
-from auditkeep.retention.plan import LogPlan
+from auditkeep.retention.plan import KEPT_RECORDS, LogPlan
 from auditkeep.retention.policy import Keep, Layer
-from auditkeep.retention.purge import PURGE_ACTION, Retention
+from auditkeep.retention.purge import PURGE_ACTION, PURGE_SUBMITTER, Retention
 from auditkeep.storage.base import ArchiveRecord
 
 TENANT = "acme"
@@ -245,6 +252,21 @@ class TestWhatStays:
         kept = [orjson.loads(node.logs.entry(TENANT, s))["action"]
                 for s in range(30, node.logs.size(TENANT))]
         assert kept == ["auditkeep.hold.create", "auditkeep.hold.release", PURGE_ACTION]
+
+    def test_a_producer_cannot_make_its_events_immortal(self, node: Node) -> None:
+        fake = {"action": PURGE_ACTION, "outcome": "success", "category": "admin",
+                "actor": {"id": "mallory", "type": "user"}}
+        (seq,) = ingest(node, [fake])
+        caught_up(node)
+        r = Retention(node.logs, node.index, RetentionConfig(defaults=Layer(default=Keep(1))))
+        (purge,) = r.run([TENANT], now=LATER).purges
+        assert (purge.first_seq, purge.events) == (seq, 1)
+
+    def test_the_kept_records_are_named_as_their_writers_append_them(self) -> None:
+        assert KEPT_RECORDS == {PURGE_ACTION: PURGE_SUBMITTER,
+                                HOLD_CREATE_ACTION: HOLD_SUBMITTER,
+                                HOLD_RELEASE_ACTION: HOLD_SUBMITTER,
+                                ERASURE_ACTION: ERASURE_SUBMITTER}
 
     def test_with_an_archive_only_archived_ranges_go(self, node: Node) -> None:
         fill(node)

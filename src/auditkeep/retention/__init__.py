@@ -6,9 +6,9 @@ a schedule.
 """
 
 from auditkeep.retention.job import RetentionJob
-from auditkeep.retention.plan import KEPT_ACTIONS, CategoryPlan, LogPlan
+from auditkeep.retention.plan import KEPT_RECORDS, CategoryPlan, LogPlan
 from auditkeep.retention.policy import CATEGORIES, Keep, Layer, Policy
 from auditkeep.retention.purge import PURGE_ACTION, PurgeResult, Retention, RunReport
 
-__all__ = ["CATEGORIES", "KEPT_ACTIONS", "PURGE_ACTION", "CategoryPlan", "Keep", "Layer",
+__all__ = ["CATEGORIES", "KEPT_RECORDS", "PURGE_ACTION", "CategoryPlan", "Keep", "Layer",
            "LogPlan", "Policy", "PurgeResult", "Retention", "RetentionJob", "RunReport"]

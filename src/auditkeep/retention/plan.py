@@ -22,8 +22,12 @@ from auditkeep.storage.base import Backend, LogInfo
 
 #: Records that are the record of the record: a purge's, a hold's and an erasure's own
 #: entries are never purged, whatever their category's period (docs/retention.md).
-KEPT_ACTIONS = frozenset({"auditkeep.retention.purge", "auditkeep.hold.create",
-                          "auditkeep.hold.release", "auditkeep.privacy.erasure"})
+#: Action -> the submitter auditkeep appends them as (a token id never is one of
+#: these, so a producer cannot make its own events immortal by naming the action).
+KEPT_RECORDS = {"auditkeep.retention.purge": "auditkeep-retention",
+                "auditkeep.hold.create": "auditkeep-holds",
+                "auditkeep.hold.release": "auditkeep-holds",
+                "auditkeep.privacy.erasure": "auditkeep-privacy"}
 READ_BATCH = 1024
 #: `received` grows with seq, up to how late the sequencer got an event; the walk stops
 #: this far past the newest cutoff (docs/retention.md).
@@ -143,7 +147,8 @@ def walk_log(store: Backend, info: LogInfo, tenant: str, policy: Policy, held: R
                         break
                     category = rec.get("category", "")
                     cutoff = cutoffs.get(category)
-                    if cutoff is None or received >= cutoff or rec.get("action") in KEPT_ACTIONS:
+                    if cutoff is None or received >= cutoff or \
+                            KEPT_RECORDS.get(rec.get("action", "")) == rec.get("submitter"):
                         continue
                     c = plan.category(category)
                     if held(rec):
@@ -195,4 +200,4 @@ def _unpurged(store: Backend, log_id: int, end: int) -> Iterator[tuple[int, int]
         yield pos, end
 
 
-__all__ = ["KEPT_ACTIONS", "Archived", "CategoryPlan", "LogPlan", "walk_log"]
+__all__ = ["KEPT_RECORDS", "Archived", "CategoryPlan", "LogPlan", "walk_log"]
