@@ -158,5 +158,7 @@ def test_retention_over_http_and_the_cli(kept: ServerProcess, tmp_path: Path) ->
                              str(s.data.root)], capture_output=True, text=True, timeout=60,
                             check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    line = next(x for x in verify.stdout.splitlines() if x.startswith(f"{TENANT}:"))
-    assert line.endswith(": ok")
+    lines = [x for x in verify.stdout.splitlines() if x.startswith(f"{TENANT}:")]
+    assert lines[0].endswith(": ok"), verify.stdout
+    assert (f"{TENANT}: 10 entries purged by retention in 1 range: 0..9 (record seq "
+            f"{purge['record_seq']})") in lines, verify.stdout
