@@ -15,6 +15,7 @@ from auditkeep.cli.http import Api, url_option
 from auditkeep.cli.main import EXIT_USAGE, CliError
 from auditkeep.cli.render import console
 
+RUN_TIMEOUT = 3600.0  # a first purge of a large log takes a while; the server goes on anyway
 _json = click.option("--json", "as_json", is_flag=True, help="Print the server's JSON.")
 
 
@@ -159,7 +160,7 @@ def run(url: str, token: str | None, tenant: str | None, yes: bool, as_json: boo
         if not sys.stdin.isatty():
             raise CliError("retention run purges for good: pass --yes", EXIT_USAGE)
         click.confirm("Purge every event that is due now?", abort=True)
-    with Api(url, token) as api:
+    with Api(url, token, timeout=RUN_TIMEOUT) as api:
         body = api.request("POST", "/v1/retention/run",
                            params={"tenant": tenant} if tenant else None).json()
     if as_json:
