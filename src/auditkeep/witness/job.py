@@ -99,7 +99,11 @@ class WitnessPusher(BackgroundLoop):
             st.failures += 1
             st.status = exc.witness_status if isinstance(exc, WitnessError) else None
             if st.last_error != exc.detail:
-                log.warning("witness %s, log %s: %s", self.config.name, info.name, exc.detail)
+                # A refusal of a signed checkpoint (a fork, an unknown key) is an error;
+                # a witness that is down or does not know the log only a warning.
+                level = logging.ERROR if st.status in (403, 409, 422) else logging.WARNING
+                log.log(level, "witness %s, log %s: %s", self.config.name, info.name,
+                        exc.detail)
             st.last_error = exc.detail
             st.next_try = t + min(self.config.interval * 2 ** st.failures, MAX_BACKOFF)
             return
