@@ -85,13 +85,13 @@ class InProcess(httpx.BaseTransport):
                               headers={"content-type": answer.content_type})
 
 
-def append_events(n: Node, count: int, start: int = 0) -> None:
+def append_events(n: Node, count: int, start: int = 0, tenant: str = "default") -> None:
     body = orjson.dumps([{"action": "orders.delete", "actor": {"id": f"u{i}", "type": "user"},
                           "outcome": "success", "resource": {"type": "order", "id": str(i)}}
                          for i in range(start, start + count)])
-    pendings = prepare(decode_events(body, ndjson=False), tenant="default",
+    pendings = prepare(decode_events(body, ndjson=False), tenant=tenant,
                        submitter="tok_test", may_set_tenant=False)
-    n.logs.append("default", pendings).result(10)
+    n.logs.append(tenant, pendings).result(10)
 
 
 @pytest.fixture
@@ -112,10 +112,13 @@ def signer() -> WitnessSigner:
 
 
 def witness_job(n: Node, signer: WitnessSigner, witness: Witness | None = None,
-         vkey: str | None = None) -> tuple[WitnessJob, InProcess]:
+                vkey: str | None = None, logs: tuple[str, ...] = ()
+                ) -> tuple[WitnessJob, InProcess]:
+    """A job pushing every log of `n` (or `logs`) to an in-process witness."""
     witness = witness or Witness(signer, log_verifiers(n), MemoryBackend())
     transport = InProcess(witness)
-    config = WitnessConfig("w1", "http://witness.test", vkey or signer.vkey, interval=30)
+    config = WitnessConfig("w1", "http://witness.test", vkey or signer.vkey, interval=30,
+                           logs=logs)
     return WitnessJob(n.logs, [config], transport=transport), transport
 
 

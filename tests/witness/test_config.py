@@ -13,9 +13,10 @@ B = WitnessSigner.generate("witness.test/b").vkey
 def test_entries_become_witness_configs() -> None:
     cfg = parse_config(f"witnesses:\n  - url: https://a.test/\n    vkey: {A}\n"
                        f"  - name: bee\n    url: http://b.test\n    vkey: {B}\n"
-                       "    timeout: 3\n    interval: 60\n")
+                       "    timeout: 3\n    interval: 60\n    logs: [acme, acme._access]\n")
     assert cfg.witnesses == (WitnessConfig("witness.test/a", "https://a.test/", A),
-                             WitnessConfig("bee", "http://b.test", B, 3.0, 60.0))
+                             WitnessConfig("bee", "http://b.test", B, 3.0, 60.0,
+                                           ("acme", "acme._access")))
 
 
 def test_no_section_means_no_witnesses() -> None:
@@ -30,11 +31,13 @@ def test_every_problem_is_reported_with_its_path() -> None:
             f"  - url: https://c.test\n    vkey: {log_vkey}\n"  # 2: a log key, not 0x04
             f"  - url: https://d.test\n    vkey: {B}\n    timeout: 0\n    colour: red\n"
             f"  - url: https://e.test\n    vkey: {A}\n"          # 4: same key as 0? 0 failed
-            f"  - url: https://f.test\n    vkey: {A}\n")         # 5: same key as 4
+            f"  - url: https://f.test\n    vkey: {A}\n"          # 5: same key as 4
+            f"  - url: https://g.test\n    vkey: {B}\n    logs: [ok, Bad]\n")
     problems = {(p.path, p.line) for p in check_config(text)}
     paths = {p for p, _ in problems}
     assert {"witnesses[0].url", "witnesses[1].vkey", "witnesses[2].vkey",
-            "witnesses[3].timeout", "witnesses[3].colour", "witnesses[5].name"} <= paths
+            "witnesses[3].timeout", "witnesses[3].colour", "witnesses[5].name",
+            "witnesses[6].logs[1]"} <= paths
     assert all(line is not None for _, line in problems)
 
 

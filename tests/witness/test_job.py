@@ -89,6 +89,16 @@ class TestPush:
         assert node.store.cosignatures(default_id(node)) == []
         assert "no valid cosignature" in job.status()[0]["logs"]["default"]["last_error"]
 
+    def test_only_the_listed_logs_are_pushed(self, node: Node, signer: WitnessSigner) -> None:
+        append_events(node, 2)
+        append_events(node, 3, tenant="acme")
+        job, transport = witness_job(node, signer, logs=("acme",))
+        job.run_once()
+        # Only acme was pushed: this witness knows only the default log's origin (404).
+        assert list(job.status()[0]["logs"]) == ["acme"]
+        assert job.status()[0]["logs"]["acme"]["witness_status"] == 404
+        assert len(transport.requests) == 1
+
     def test_the_thread_pushes_after_a_commit(self, node: Node, signer: WitnessSigner) -> None:
         import time
 

@@ -77,13 +77,14 @@ class WitnessConfig:
     """One entry of `witnesses:` (docs/witnesses.md): a C2SP tlog-witness at `url`
     (its submission prefix) whose cosignatures verify with `vkey` (alg 0x04). `name`
     labels it in status (default: the vkey's key name); `interval` is the least time
-    between two pushes of one log."""
+    between two pushes of one log; `logs` limits which logs are pushed (empty: all)."""
 
     name: str
     url: str
     vkey: str
     timeout: float = 10.0
     interval: float = 5.0
+    logs: tuple[str, ...] = ()
 
 
 RETENTION_KEYS = ("schedule", "tenants", *LAYER_KEYS)
@@ -165,7 +166,8 @@ def parse_archive(c: _Check, value: Any) -> ArchiveConfig | None:
     return ArchiveConfig(url, width, schedule, allow_http=allow_http, **texts)
 
 
-WITNESS_KEYS = ("name", "url", "vkey", "timeout", "interval")
+WITNESS_KEYS = ("name", "url", "vkey", "timeout", "interval", "logs")
+_LOG_NAME = re.compile(r"^[a-z0-9-]{1,63}(\._access)?$")
 
 
 def parse_witnesses(c: _Check, value: Any) -> tuple[WitnessConfig, ...]:
@@ -201,6 +203,7 @@ def parse_witnesses(c: _Check, value: Any) -> tuple[WitnessConfig, ...]:
         name = c.text((*at, "name"), item.get("name"))
         timeout = c.number((*at, "timeout"), item.get("timeout", 10.0), 0.1, 300)
         interval = c.number((*at, "interval"), item.get("interval", 5.0), 0.1, 86400)
+        logs = _witnessed_logs(c, (*at, "logs"), item.get("logs"))
         if verifier is None or url is None or timeout is None or interval is None:
             continue
         label = name or verifier.name
@@ -212,5 +215,18 @@ def parse_witnesses(c: _Check, value: Any) -> tuple[WitnessConfig, ...]:
             continue
         names[label] = i
         keys[verifier.to_string()] = i
-        out.append(WitnessConfig(label, url, verifier.to_string(), timeout, interval))
+        out.append(WitnessConfig(label, url, verifier.to_string(), timeout, interval, logs))
     return tuple(out)
+
+
+def _witnessed_logs(c: _Check, at: tuple[str | int, ...], value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        c.fail(at, "expected a non-empty list of log names (tenant, or tenant._access)")
+        return ()
+    for i, name in enumerate(value):
+        if not isinstance(name, str) or not _LOG_NAME.match(name):
+            c.fail((*at, i), f"expected a log name ([a-z0-9-]{{1,63}}, optionally followed "
+                   f"by ._access), got {name!r}")
+    return tuple(str(n) for n in value)

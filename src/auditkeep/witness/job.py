@@ -69,10 +69,12 @@ class WitnessPusher(BackgroundLoop):
         return False
 
     def push_all(self, *, now: bool = False) -> None:
+        wanted = set(self.config.logs)
         for info in self._logs.store.list_logs():
             if self._stop.is_set():
                 break
-            self.push_log(info, now=now)
+            if not wanted or info.name in wanted:
+                self.push_log(info, now=now)
 
     def push_log(self, info: LogInfo, *, now: bool = False) -> None:
         """Push the log's newest stored checkpoint if the witness has not cosigned it
