@@ -119,12 +119,6 @@ class Retention:
             tenant, orjson.dumps(layer.to_json()).decode(), now_utc(), by))
         return self.policy(tenant)
 
-    def tenants(self) -> list[str]:
-        """Every tenant with a log, and every tenant a policy names."""
-        names = {tenant_of(i.name) for i in self.store.list_logs()}
-        names |= {r.tenant for r in self.store.list_retention()}
-        return sorted(names)
-
     # plans and purges -----------------------------------------------------------------
 
     def _logs_of(self, tenants: Iterable[str] | None) -> list[tuple[str, LogInfo]]:
