@@ -120,6 +120,7 @@ def test_events_are_witnessed_and_the_sdk_counts_witnesses(
             for params, pointer in (({"witnessed": "yes"}, "/query/witnessed"),
                                     ({"size": 3, "witnessed": "true"}, "/query/witnessed"),
                                     ({"size": "x"}, "/query/size"),
+                                    ({"size": 0}, "/query/size"),
                                     ({"since": "1"}, "/query/since")):
                 bad = c.get("/v1/logs/default/checkpoint", params=params)
                 assert bad.status_code == 400, params

@@ -199,7 +199,7 @@ OPENAPI: dict[str, Any] = {
                        "witness cosignature lines stored for it (docs/witnesses.md)",
             "parameters": [_TENANT,
                            _q("size", "the checkpoint of this tree size instead",
-                              {"type": "integer", "minimum": 0}),
+                              {"type": "integer", "minimum": 1}),
                            _q("witnessed", "true: the largest checkpoint witnesses cosigned",
                               {"type": "boolean"})],
             "responses": {"200": {"description": "note", "content": {"text/plain": {}}},

@@ -27,7 +27,7 @@ async def get_checkpoint(request: Request) -> Response:
     largest one witnesses cosigned), with the witness cosignature lines stored for it."""
     name = _log_name(request)
     params.only(request, {"size", "witnessed"})
-    size = params.integer(request, "size")
+    size = params.integer(request, "size", lo=1)
     witnessed = request.query_params.get("witnessed", "false")
     if witnessed not in ("true", "false"):
         raise params.bad("witnessed", "expected true or false", "true, false", witnessed)
