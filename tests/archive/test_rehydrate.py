@@ -8,13 +8,17 @@ import warnings
 from collections.abc import Iterator
 
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from auditkeep.archive.job import ArchiveJob
 from auditkeep.archive.objects import Objects
 from auditkeep.archive.reading import rehydrate
+from auditkeep.archive.table import write_parquet
 from auditkeep.datadir import Node
 from auditkeep.errors import CorruptionError
+from auditkeep.log import merkle
 from auditkeep.log.verify import verify_log
 from auditkeep.server.app import create_app
 from auditkeep.storage.base import Purge
@@ -134,6 +138,26 @@ class TestSearchArchive:
         expected = [s for s in range(600) if s % 3 == 0]
         assert sorted(seen) == expected and len(seen) == len(set(seen))
         assert sorted(cold) == [s for s in expected if 100 <= s < 300]
+
+    def test_a_forged_archived_entry_is_refused_not_returned(
+            self, api: TestClient, indexed: Node, objects: Objects) -> None:
+        api.post("/v1/archive/run")
+        purge(indexed, [42])
+        name = "acme/00000000000000000000-00000000000000000256.parquet"
+        table = pq.read_table(pa.BufferReader(objects.get(name)))
+        entries = table.column("entry").to_pylist()
+        entries[42] = entries[42].replace(b'"success"', b'"failure"')
+        leaves = table.column("leaf").to_pylist()
+        leaves[42] = merkle.leaf_hash(entries[42])  # consistent within the file
+        for col, values, kind in (("entry", entries, pa.binary()), ("leaf", leaves,
+                                                                     pa.binary(32))):
+            table = table.set_column(table.schema.get_field_index(col), col,
+                                     pa.array(values, kind))
+        objects.put(name, write_parquet(table))
+        r = api.get("/v1/search", params={"query": "resource.id:42", "tenant": TENANT,
+                                          "include": "archive"})
+        assert r.status_code == 500
+        assert "seq 42" in r.json()["detail"] and name in r.json()["detail"]
 
     def test_include_needs_an_archive_and_a_known_value(self, indexed: Node) -> None:
         token = indexed.data.admin_token.read_text().strip()  # type: ignore[union-attr]

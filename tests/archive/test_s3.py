@@ -13,9 +13,13 @@ import httpx
 import pytest
 
 from auditkeep.archive.objects import Objects, open_objects
+from auditkeep.archive.reading import search_archive
 from auditkeep.archive.seal import Archiver
 from auditkeep.archive.verify import verify_archive
 from auditkeep.datadir import Node
+from auditkeep.query.index import Window
+from auditkeep.query.lang import parse
+from auditkeep.storage.base import Purge
 from tests.archive.conftest import TENANT, WIDTH
 from tests.conftest import free_port
 
@@ -67,6 +71,11 @@ def test_seal_and_verify_in_s3(filled: Node, s3: Objects, s3_endpoint: str) -> N
     vkeys = [k.verifier(filled.logs.origin(TENANT)).to_string() for k in filled.keys.published()]
     checked = verify_archive(s3, vkeys, hot=filled.store)
     assert checked.ok and [r.rows for r in checked.ranges] == [256, 256]
+    # include=archive reads byte ranges of the objects: a purged event is found in S3
+    info = filled.logs.info(TENANT)
+    filled.store.purge(Purge(info.id, list(range(300, 310)), record_seq=599))
+    found = search_archive(filled.logs, s3, TENANT, parse("resource.id:305"), Window(), 10)
+    assert [(seq, rec["resource"]["id"]) for _, seq, rec in found] == [(305, "305")]
     name = "acme/00000000000000000256-00000000000000000512.parquet"
     s3.put(name, s3.get(name) + b"\0")
     problems = verify_archive(s3, vkeys).problems

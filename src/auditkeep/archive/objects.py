@@ -8,6 +8,7 @@ rules), so credentials need not be in the configuration file.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,6 +57,14 @@ class Objects:
         with _mapped(f"reading {self.url_of(name)}"):
             return bytes(obstore.get(self._store, name).bytes())
 
+    def reader(self, name: str, size: int | None = None) -> RangeReader:
+        """A seekable file over the object that fetches only the byte ranges read (a
+        Parquet reader then downloads the footer and the row groups it needs)."""
+        with _mapped(f"opening {self.url_of(name)}"):
+            return RangeReader(obstore.open_reader(self._store, name, size=size,
+                                                   buffer_size=256 * 1024),
+                               self.url_of(name))
+
     def names(self, prefix: str | None = None) -> list[str]:
         """Every object's name (under `prefix`), sorted."""
         out: list[str] = []
@@ -63,6 +72,42 @@ class Objects:
             for batch in obstore.list(self._store, prefix):
                 out.extend(meta["path"] for meta in batch)
         return sorted(out)
+
+
+class RangeReader(io.RawIOBase):
+    """obstore's ReadableFile as the binary file pyarrow reads (bytes out, errors mapped)."""
+
+    def __init__(self, inner: Any, url: str) -> None:
+        super().__init__()
+        self._inner = inner
+        self._url = url
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1, /) -> bytes:
+        with _mapped(f"reading {self._url}"):
+            return bytes(self._inner.read(None if size is None or size < 0 else size))
+
+    def readinto(self, buffer: Any, /) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        with _mapped(f"reading {self._url}"):
+            return int(self._inner.seek(offset, whence))
+
+    def tell(self) -> int:
+        return int(self._inner.tell())
+
+    def close(self) -> None:
+        if not self.closed:
+            self._inner.close()
+        super().close()
 
 
 def open_objects(url: str, **options: Any) -> Objects:

@@ -111,8 +111,10 @@ def rehydrate(logs: LogService, objects: Objects, log_name: str, first: int, end
 def search_archive(logs: LogService, objects: Objects, log_name: str, node: Node,
                    window: Window, limit: int) -> list[tuple[int, int, dict[str, Any]]]:
     """(time_us, seq, record) of purged events in archived ranges that match, newest
-    first, at most `limit`. Only the row groups whose time statistics overlap the
-    window are read, and only the seq, time and entry columns."""
+    first, at most `limit`. Only the footer and the row groups whose time statistics
+    overlap the window are fetched (byte ranges), and only the seq, time and entry
+    columns decoded. Each entry returned is first checked against the stored leaf, which
+    ties it to the tree more tightly than the file's digest would."""
     info = logs.info(log_name)
     purged = logs.store.purged_ranges(info.id)
     if not purged:
@@ -123,22 +125,32 @@ def search_archive(logs: LogService, objects: Objects, log_name: str, node: Node
         gone = [p for p in purged if p.first < record.end and p.end > record.first]
         if not gone:
             continue
-        _, data = checked_file(logs, objects, info, record)
-        for seq, entry in _rows(data, window, gone):
-            rec = orjson.loads(entry)
-            if predicate(Doc.of(rec)):
-                out.append((time_us(rec["time"]), seq, rec))
+        name = object_name(objects, record.url)
+        with objects.reader(name, None) as f:
+            found = [(seq, entry, rec) for seq, entry in _rows(parquet_file(f), window, gone)
+                     if predicate(Doc.of(rec := orjson.loads(entry)))]
+        if not found:
+            continue
+        stored = stored_leaves(logs.store, info.id, record.first, record.end)
+        for (seq, _, rec), leaf in zip(found, merkle.leaf_hashes(e for _, e, _ in found),
+                                           strict=True):
+            if not 0 <= seq - record.first < len(stored) or stored[seq - record.first] != leaf:
+                raise CorruptionError(f"{record.url}: seq {seq}: the archived entry's leaf "
+                                      "hash is not the stored level-0 tile's")
+            out.append((time_us(rec["time"]), seq, rec))
     out.sort(key=lambda x: (x[0], x[1]), reverse=True)
     return out[:limit]
 
 
-def _rows(data: bytes, window: Window, gone: Sequence[Any]) -> list[tuple[int, bytes]]:
+def _rows(pf: Any, window: Window, gone: Sequence[Any]) -> list[tuple[int, bytes]]:
     """(seq, entry) of the rows in the window and in one of the purged runs."""
-    pf = parquet_file(data)
     groups = [i for i in range(pf.metadata.num_row_groups) if _overlaps(pf, i, window)]
     if not groups:
         return []
-    table = pf.read_row_groups(groups, columns=["seq", "time", "entry"])
+    try:
+        table = pf.read_row_groups(groups, columns=["seq", "time", "entry"])
+    except (pa.ArrowException, OSError) as exc:
+        raise CorruptionError(f"reading an archived Parquet file: {exc}") from None
     t = table.column("time").cast(pa.int64())
     mask = pc.is_valid(t)
     if window.since_us is not None:

@@ -100,10 +100,11 @@ def write_parquet(table: Any) -> bytes:
     return sink.getvalue()
 
 
-def parquet_file(data: bytes) -> Any:
-    """A ParquetFile over bytes in memory; CorruptionError if they are not Parquet."""
+def parquet_file(data: bytes | Any) -> Any:
+    """A ParquetFile over bytes in memory (or a seekable file); CorruptionError if they
+    are not Parquet."""
     try:
-        return pq.ParquetFile(pa.BufferReader(data))
+        return pq.ParquetFile(pa.BufferReader(data) if isinstance(data, bytes) else data)
     except (pa.ArrowException, OSError) as exc:
         raise CorruptionError(f"not a readable Parquet file: {exc}") from None
 
