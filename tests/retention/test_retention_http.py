@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import msgspec
+import orjson
 import pytest
 
 from auditkeep.datadir import DataDir, open_node
@@ -20,6 +21,7 @@ from auditkeep.pipeline import prepare as prepare_module
 from auditkeep.pipeline.prepare import format_time, prepare
 from auditkeep.pipeline.schema import Event
 from auditkeep.retention.purge import PURGE_ACTION
+from auditkeep.storage.sqlite import SQLiteBackend
 from tests.conftest import ServerProcess, start_server
 from tests.server.test_reads import token
 
@@ -154,6 +156,16 @@ def test_retention_over_http_and_the_cli(kept: ServerProcess, tmp_path: Path) ->
         assert wrong.stderr.count("\n") == 1 and text in wrong.stderr
 
     s.stop()
+    store = SQLiteBackend(s.data.db)
+    try:
+        access = store.get_log(f"{TENANT}._access")
+        assert access is not None
+        reads = [orjson.loads(e) for b in store.read_bundles(access.id, 0, access.size)
+                 for e in b.entries if e]
+    finally:
+        store.close()
+    plans = [r for r in reads if r["action"] == "auditkeep.read.retention_plan"]
+    assert plans and plans[0]["metadata"]["params"] == {"tenant": TENANT}
     verify = subprocess.run([sys.executable, "-m", "auditkeep", "verify", "--data",
                              str(s.data.root)], capture_output=True, text=True, timeout=60,
                             check=False)
