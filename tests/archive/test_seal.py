@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import msgspec
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,6 +14,7 @@ import pytest
 
 from auditkeep.archive.manifest import archive_verifiers, manifest_key_name, parse_manifest
 from auditkeep.archive.objects import Objects
+from auditkeep.archive.reading import rehydrate
 from auditkeep.archive.seal import Archiver
 from auditkeep.archive.table import COMPRESSION, SCHEMA, read_columns, write_parquet
 from auditkeep.archive.verify import verify_archive
@@ -20,9 +22,14 @@ from auditkeep.datadir import Node
 from auditkeep.errors import NoteError
 from auditkeep.log import merkle
 from auditkeep.log.checkpoint import open_checkpoint
+from auditkeep.log.keys import KeyRing
 from auditkeep.log.note import open_note
+from auditkeep.log.service import LogService
 from auditkeep.pipeline.config import check_config, parse_config
+from auditkeep.pipeline.prepare import prepare
+from auditkeep.pipeline.schema import Event
 from auditkeep.storage.base import Purge
+from auditkeep.storage.memory import MemoryBackend
 from tests.archive.conftest import TENANT, ev, ingest
 
 PARQUET_0 = "acme/00000000000000000000-00000000000000000256.parquet"
@@ -185,3 +192,26 @@ class TestConfig:
         problems = check_config("archive: {range: 1000, schedule: soon, colour: red}")
         assert {p.pointer for p in problems} == {"/archive/url", "/archive/range",
                                                  "/archive/schedule", "/archive/colour"}
+
+
+def test_the_memory_backend_seals_verifies_and_rehydrates_alike(objects: Objects) -> None:
+    store = MemoryBackend()
+    keys = KeyRing(store, None)
+    keys.ensure()
+    logs = LogService(store, keys, sequencer_options={"checkpoint_interval": 0.0})
+    try:
+        decoded = msgspec.convert([ev(i) for i in range(300)], list[Event])
+        logs.append(TENANT, prepare(decoded, tenant=TENANT, submitter="test",
+                                    may_set_tenant=False)).result()
+        assert [(r.first, r.end) for r in Archiver(logs, objects, 256).run().sealed] == [
+            (0, 256)]
+        vk = [k.verifier(logs.origin(TENANT)).to_string() for k in keys.published()]
+        assert verify_archive(objects, vk, hot=store).ok
+        info = logs.info(TENANT)
+        before = [logs.entry(TENANT, s) for s in range(256)]
+        store.purge(Purge(info.id, list(range(256)), record_seq=299))
+        logs.forget_bundles(info.id)
+        assert rehydrate(logs, objects, TENANT, 0, 256).restored == 256
+        assert [logs.entry(TENANT, s) for s in range(256)] == before
+    finally:
+        logs.close()
