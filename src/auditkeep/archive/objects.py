@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import obstore
+from obstore.exceptions import BaseError as ObstoreError
 from obstore.store import LocalStore, S3Store
 
 from auditkeep.errors import ConfigError, StorageError
@@ -31,9 +32,14 @@ def _mapped(what: str) -> Iterator[None]:
     try:
         yield
     except FileNotFoundError as exc:
-        raise StorageError(f"{what}: not found ({exc})") from None
-    except (OSError, RuntimeError, ValueError, obstore.exceptions.BaseError) as exc:
-        raise StorageError(f"{what}: {exc}") from None
+        raise StorageError(f"{what}: not found ({_first_line(exc)})") from None
+    except (OSError, RuntimeError, ValueError, ObstoreError) as exc:
+        raise StorageError(f"{what}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """obstore's messages go on with a multi-line debug dump; the first line says it."""
+    return str(exc).split("\n", 1)[0].strip()
 
 
 class Objects:
