@@ -12,8 +12,6 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import orjson
-
 from auditkeep.archive.manifest import (
     SUFFIX,
     Manifest,
@@ -24,7 +22,7 @@ from auditkeep.archive.manifest import (
 from auditkeep.archive.objects import Objects
 from auditkeep.archive.proofs import range_root, verify_subtree
 from auditkeep.archive.seal import stored_leaves
-from auditkeep.archive.table import read_columns
+from auditkeep.archive.table import entry_seqs, read_columns
 from auditkeep.errors import AuditkeepError, CorruptionError, NoteError, ProofError
 from auditkeep.log import merkle
 from auditkeep.log.checkpoint import Checkpoint, open_checkpoint
@@ -183,22 +181,14 @@ def _check_rows(file: str, m: Manifest, data: bytes,
         return None
     entries = table.column("entry").to_pylist()
     leaves = table.column("leaf").to_pylist()
-    for seq, entry, leaf, mine in zip(seqs, entries, leaves, merkle.leaf_hashes(entries),
-                                      strict=True):
+    for seq, said, leaf, mine in zip(seqs, entry_seqs(entries), leaves,
+                                     merkle.leaf_hashes(entries), strict=True):
         if mine != leaf:
             problems.append(Problem(file, "leaf", "SHA-256(0x00 || entry) is not the leaf "
                                     "column", seq))
-        elif _entry_seq(entry) != seq:
+        elif said != seq:
             problems.append(Problem(file, "entry", "the entry's own seq is not its row's", seq))
     return [bytes(x) for x in leaves]
-
-
-def _entry_seq(entry: bytes) -> object:
-    try:
-        rec = orjson.loads(entry)
-    except orjson.JSONDecodeError:
-        return None
-    return rec.get("seq") if isinstance(rec, dict) else None
 
 
 def _check_hot(file: str, m: Manifest, leaves: list[bytes], hot: Backend,
