@@ -89,7 +89,8 @@ def range_table(first: int, entries: Sequence[bytes], leaves: Sequence[bytes]) -
 
 def _arrow_table(first: int, entries: Sequence[bytes], leaves: Sequence[bytes]) -> Any:
     """Arrow's JSON reader decodes the entries (one per line: canonical JSON has no raw
-    newline) into just the columns wanted, four times faster than a Python loop."""
+    newline) into just the columns wanted: 0.09 s for 16,384 entries against 0.16-0.22 s
+    for the Python loop (`_python_table`)."""
     size = sum(len(e) for e in entries) + len(entries)
     parsed = pajson.read_json(pa.BufferReader(b"\n".join(entries)), parse_options=_JSON_PARSE,
                               read_options=pajson.ReadOptions(block_size=max(size, 1 << 20)))
