@@ -3,6 +3,7 @@ byte-exact round trip, and each kind of tampering named by its check."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from auditkeep.log.service import LogService
 from auditkeep.pipeline.config import check_config, parse_config
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.schema import Event
-from auditkeep.storage.base import Purge
+from auditkeep.storage.base import Cosignature, Purge
 from auditkeep.storage.memory import MemoryBackend
 from tests.archive.conftest import TENANT, ev, ingest
 
@@ -215,3 +216,17 @@ def test_the_memory_backend_seals_verifies_and_rehydrates_alike(objects: Objects
         assert [logs.entry(TENANT, s) for s in range(256)] == before
     finally:
         logs.close()
+
+
+def test_the_manifest_carries_the_cosigned_checkpoint(filled: Node, archiver: Archiver,
+                                                      objects: Objects) -> None:
+    info = filled.logs.info(TENANT)
+    cp = filled.store.latest_checkpoint(info.id)
+    assert cp is not None
+    line = "— witness.example " + base64.b64encode(bytes(68)).decode() + "\n"
+    filled.store.put_cosignature(Cosignature(info.id, cp.size, cp.root, "witness.example",
+                                             line, "2026-12-07T00:00:00Z"))
+    archiver.run()
+    m, _ = parse_manifest(objects.get(MANIFEST_0))
+    assert m.checkpoint == cp.note + line
+    assert verify_archive(objects, vkeys(filled)).ok  # a witness key it does not know
