@@ -116,6 +116,12 @@ class TestSearchArchive:
         assert [e["seq"] for e in cold["events"]] == [42]
         assert cold["from_archive"] == [42]
         assert cold["events"][0] == stored  # as stored: commitments, no personal values
+        for since, until, found in (("2026-01-01T00:00:42Z", "2026-01-01T00:00:43Z", [42]),
+                                    ("2026-01-02T00:00:00Z", None, []),  # rows filtered
+                                    ("2026-01-05T00:00:00Z", None, [])):  # groups skipped
+            window = {"since": since, **({"until": until} if until else {})}
+            got = api.get("/v1/search", params={**q, "include": "archive", **window}).json()
+            assert got["from_archive"] == found, window
 
     def test_pages_merge_hot_and_archive_newest_first(self, api: TestClient,
                                                       indexed: Node) -> None:
