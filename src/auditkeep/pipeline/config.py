@@ -30,6 +30,14 @@ from auditkeep.pipeline.config_keeping import (
     parse_retention,
     parse_witnesses,
 )
+from auditkeep.pipeline.config_ops import (
+    CanaryConfig,
+    SelfAuditConfig,
+    SloConfig,
+    parse_canary,
+    parse_self_audit,
+    parse_slos,
+)
 from auditkeep.pipeline.schema import TENANT_PATTERN
 from auditkeep.pipeline.stages import (
     ActionCase,
@@ -243,6 +251,9 @@ class ServerConfig:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     archive: ArchiveConfig | None = None  # None: no cold archive configured
     witnesses: tuple[WitnessConfig, ...] = ()
+    slos: tuple[SloConfig, ...] = ()
+    canary: CanaryConfig = field(default_factory=CanaryConfig)
+    self_audit: SelfAuditConfig = field(default_factory=SelfAuditConfig)
 
     def stages_for(self, tenant: str) -> tuple[StageConfig, ...]:
         """The stage configs that run for `tenant`, in order."""
@@ -469,7 +480,7 @@ def _show(value: Any) -> str:
 
 
 TOP_KEYS = ("server", "sources", "pipeline", "schema_violations", "tenants", "retention",
-            "archive", "witnesses")
+            "archive", "witnesses", "slos", "canary", "self_audit")
 SERVER_KEYS = ("origin_prefix",)
 TENANT_KEYS = ("pipeline", "extends", "schema_violations")
 _ORIGIN = re.compile(r"^[\x21-\x7e]+$")  # one line of a signed note: printable, no spaces
@@ -499,7 +510,10 @@ def _server_config(c: _Check, data: Any, base: Path) -> ServerConfig:
                         "flag" if violations == "flag" else "reject",
                         retention=parse_retention(c, data.get("retention")),
                         archive=parse_archive(c, data.get("archive")),
-                        witnesses=parse_witnesses(c, data.get("witnesses")))
+                        witnesses=parse_witnesses(c, data.get("witnesses")),
+                        slos=parse_slos(c, data.get("slos")),
+                        canary=parse_canary(c, data.get("canary")),
+                        self_audit=parse_self_audit(c, data.get("self_audit")))
 
 
 def _tenants(c: _Check, value: Any) -> dict[str, TenantConfig]:
