@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pyarrow as pa
@@ -20,6 +21,8 @@ from auditkeep.datadir import Node
 from auditkeep.errors import CorruptionError
 from auditkeep.log import merkle
 from auditkeep.log.verify import verify_log
+from auditkeep.pipeline.config import parse_config
+from auditkeep.retention.purge import Retention
 from auditkeep.server.app import create_app
 from auditkeep.storage.base import Purge
 from tests.archive.conftest import TENANT, WIDTH
@@ -81,6 +84,25 @@ class TestRehydrate:
         assert hot_seqs(api, "action:orders.delete") == deletes
         assert [n.logs.entry(TENANT, s) for s in range(WIDTH)] == before
         assert n.store.purged_ranges(n.logs.info(TENANT).id) == []
+        assert verifies(n)
+
+    def test_retention_purges_only_archived_ranges_and_rehydrate_undoes_it(
+            self, api: TestClient, indexed: Node) -> None:
+        n = indexed
+        before = [n.logs.entry(TENANT, s) for s in range(600)]
+        api.post("/v1/archive/run")  # [0, 256) and [256, 512); 512.. is not sealed yet
+        cfg = parse_config("retention: {categories: {data_change: 1d}}").retention
+        later = datetime.now(UTC) + timedelta(days=30)
+        report = Retention(n.logs, n.index, cfg, archive=True).run([TENANT], now=later)
+        assert report.events == 512
+        info = n.logs.info(TENANT)
+        assert [(p.first, p.end) for p in n.store.purged_ranges(info.id)] == [(0, 512)]
+        assert hot_seqs(api, "action:orders.delete") == [s for s in range(512, 600)
+                                                         if s % 3 == 0]
+        r = api.post("/v1/archive/rehydrate", json={"tenant": TENANT, "from": 0, "to": 512})
+        assert r.json()["restored"] == r.json()["indexed"] == 512
+        assert [n.logs.entry(TENANT, s) for s in range(600)] == before
+        assert hot_seqs(api, "action:orders.delete") == [s for s in range(600) if s % 3 == 0]
         assert verifies(n)
 
     def test_an_archive_that_disagrees_with_the_tree_restores_nothing(
