@@ -3,6 +3,8 @@ problem named, exit 1 when anything is wrong."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from click.testing import CliRunner
 
 import auditkeep.archive
@@ -46,6 +48,10 @@ class TestVerifyCommand:
         assert code == 2 and out.count("\n") == 1 and "--key" in out
         code, out = run(objects.url)
         assert code == 1 and "no manifests under" in out
+        missing = f"{objects.url}/nowhere"
+        code, out = run(missing)
+        assert code == 2 and "no such directory" in out
+        assert not Path(missing).exists()  # an auditor's typo creates nothing
 
 
 def test_all_is_sorted_and_complete() -> None:

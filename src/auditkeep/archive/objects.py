@@ -116,8 +116,9 @@ class RangeReader(io.RawIOBase):
         super().close()
 
 
-def open_objects(url: str, **options: Any) -> Objects:
+def open_objects(url: str, *, create: bool = True, **options: Any) -> Objects:
     """The object store of an archive URL: a directory path, file://… or s3://bucket/prefix.
+    `create`: make a missing directory (the archiver), else it is an error (a reader).
     `options`: endpoint, region, access_key_id, secret_access_key, session_token (S3
     only) and allow_http (an http:// endpoint, e.g. a local test server)."""
     if url.startswith("s3://"):
@@ -135,6 +136,8 @@ def open_objects(url: str, **options: Any) -> Objects:
     if "://" in url and not url.startswith("file://"):
         raise ConfigError(f"archive URL {url!r}: expected a path, file://… or s3://bucket/prefix")
     root = Path(url.removeprefix("file://")).expanduser()
+    if not create and not root.is_dir():
+        raise ConfigError(f"archive {url!r}: no such directory")
     with _mapped(f"opening {root}"):
         root.mkdir(parents=True, exist_ok=True)
         local = LocalStore(root.resolve())

@@ -107,7 +107,8 @@ def verify(archive_url: str, keys: tuple[str, ...], only: tuple[str, ...], data:
             Verifier.parse(k)
         except NoteError as exc:
             raise CliError(f"--key: {exc.detail}", EXIT_USAGE) from None
-    objects = open_objects(archive_url, endpoint=endpoint, region=region, allow_http=allow_http)
+    objects = open_objects(archive_url, create=False, endpoint=endpoint, region=region,
+                           allow_http=allow_http)
     hot: Backend | None = None
     if data or storage:
         d = data_dir(data, storage)
