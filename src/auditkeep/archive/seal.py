@@ -90,7 +90,10 @@ class Archiver:
                         report.skipped.append((info.name, first, end,
                                                "purged before it was archived"))
                         continue
-                    report.sealed.append(self._seal(info, first))
+                    try:
+                        report.sealed.append(self._seal(info, first))
+                    except ConflictError as exc:  # purged while being read
+                        report.skipped.append((info.name, first, end, exc.detail))
         return report
 
     def _seal(self, info: LogInfo, first: int) -> ArchiveRecord:
