@@ -96,6 +96,12 @@ class TestSeal:
         assert [(r.first, r.end) for r in report.sealed] == [(0, 256)]
         assert report.skipped == [(TENANT, 256, 512, "purged before it was archived")]
 
+    def test_a_new_width_never_seals_an_archived_seq_again(self, filled: Node,
+                                                           objects: Objects) -> None:
+        Archiver(filled.logs, objects, 512).run()
+        sealed = Archiver(filled.logs, objects, 256).run().sealed
+        assert sealed == []  # [0, 256) and [256, 512) are inside [0, 512)
+
     def test_ranges_wait_for_a_persisted_checkpoint(self, filled: Node,
                                                     objects: Objects) -> None:
         assert Archiver(filled.logs, objects, 1024).run().sealed == []

@@ -68,12 +68,15 @@ class Archiver:
         self._lock = threading.Lock()
 
     def due(self, info: LogInfo) -> list[int]:
-        """First seqs of the ranges a persisted checkpoint covers that are not archived."""
+        """First seqs of the ranges a persisted checkpoint covers that no archived range
+        overlaps."""
         cp = self.logs.store.latest_checkpoint(info.id)
         if cp is None:
             return []
-        done = {r.first for r in self.logs.store.archives(info.id)}
-        return [f for f in range(0, cp.size - self.width + 1, self.width) if f not in done]
+        # Overlap, not equal firsts: ranges sealed under another `range` setting count.
+        done = [(r.first, r.end) for r in self.logs.store.archives(info.id)]
+        return [f for f in range(0, cp.size - self.width + 1, self.width)
+                if not any(a < f + self.width and b > f for a, b in done)]
 
     def run(self, *, limit: int | None = None) -> SealReport:
         """Seal what is due now in every log (at most `limit` ranges)."""
