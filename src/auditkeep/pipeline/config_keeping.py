@@ -60,9 +60,9 @@ class ArchiveConfig:
     secret_access_key: str | None = None
     allow_http: bool = False
 
-    def store_options(self) -> dict[str, str | bool]:
+    def store_options(self) -> dict[str, Any]:
         """What archive/objects.py passes to obstore (only what is set)."""
-        out: dict[str, str | bool] = {}
+        out: dict[str, Any] = {}
         for key in ("endpoint", "region", "access_key_id", "secret_access_key"):
             value = getattr(self, key)
             if value is not None:
