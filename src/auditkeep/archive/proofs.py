@@ -24,21 +24,7 @@ def subtree_proof(first: int, width: int, size: int, read: merkle.NodeReader) ->
     check_aligned(first, width)
     if first + width > size:
         raise ProofError(f"range [{first}, {first + width}) is not inside a tree of size {size}")
-    siblings: list[tuple[int, int]] = []  # leaf ranges, from the root down
-    lo, hi = 0, size
-    while hi - lo > width:
-        mid = lo + (1 << ((hi - lo - 1).bit_length() - 1))  # RFC 6962's split point k
-        if first < mid:
-            siblings.append((mid, hi))
-            hi = mid
-        else:
-            siblings.append((lo, mid))
-            lo = mid
-    siblings.reverse()
-    parts = [merkle.perfect_ranges(a, b) for a, b in siblings]
-    coords = list(dict.fromkeys(c for p in parts for c in p))
-    by_coord = dict(zip(coords, read(coords), strict=True)) if coords else {}
-    return [merkle.subtree_root([by_coord[c] for c in p]) for p in parts]
+    return merkle.subtree_inclusion_proof(first, width, size, read)
 
 
 def verify_subtree(root: bytes, first: int, width: int, size: int, proof: list[bytes],

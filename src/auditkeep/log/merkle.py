@@ -129,11 +129,21 @@ def inclusion_proof(index: int, size: int, read: NodeReader) -> list[bytes]:
     """RFC 9162 §2.1.3.1 PATH(index, D[0:size]), lowest sibling first."""
     if not 0 <= index < size:
         raise ProofError(f"inclusion proof for seq {index}: not in a tree of size {size}")
+    return subtree_inclusion_proof(index, 1, size, read)
+
+
+def subtree_inclusion_proof(first: int, width: int, size: int, read: NodeReader
+                            ) -> list[bytes]:
+    """The siblings from the subtree of leaves [first, first + width) up to the root of
+    the tree of `size`, lowest first. `width` is a power of two dividing `first` (width 1
+    is a leaf's inclusion proof); the caller checks that. Such a subtree is one node of
+    every larger tree, so the path is the inclusion proof of index first / width in the
+    tree of ceil(size / width) nodes of its level (archive/ proves sealed ranges so)."""
     siblings: list[tuple[int, int]] = []  # from the root down
     lo, hi = 0, size
-    while hi - lo > 1:
+    while hi - lo > width:
         mid = lo + _split(hi - lo)
-        if index < mid:
+        if first < mid:
             siblings.append((mid, hi))
             hi = mid
         else:
