@@ -176,4 +176,7 @@ class TestHTTP:
                 assert big.status_code == 413
                 assert (await c.get("/add-checkpoint")).status_code == 405
 
-        asyncio.run(run())
+        # On its own thread: Playwright's sync API (tests/ui) keeps an event loop
+        # running on the main thread for the rest of the session.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, run()).result()
