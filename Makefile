@@ -25,7 +25,7 @@ run: $(STAMP)
 test: $(DEV_STAMP) lint typecheck pytest
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
@@ -42,6 +42,12 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/proofs.py
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/redaction.py
+	$(BIN)/python bench/purge.py
+	$(BIN)/python bench/retention.py
+	$(BIN)/python bench/holds.py
+	$(BIN)/python bench/archive.py
+	$(BIN)/python bench/evidence.py
+	$(BIN)/python bench/witness.py
 	$(BIN)/python bench/scale.py  # needs PostgreSQL and NATS (docs/scaling.md)
 
 clean:
