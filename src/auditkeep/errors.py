@@ -16,6 +16,7 @@
     │   └── NoteError            a signed note or verifier key is malformed
     ├── StorageError             the backend failed (driver errors are mapped to this)
     │   ├── CorruptionError      stored bytes cannot be decoded
+    │   ├── StorageFull          the disk is full: nothing stored; retry later (507)
     │   └── FencedError          a sequencer lost its lease (or the log moved): not committed (503)
     ├── ConfigError              bad configuration or data directory
     ├── WitnessError             a witness refused a checkpoint or could not be reached (502)
@@ -183,6 +184,20 @@ class CorruptionError(StorageError):
     slug = "corruption"
 
 
+class StorageFull(StorageError):
+    """The disk (or the database's quota) is full: the write was rolled back, nothing of
+    it is stored or acknowledged. The server recovers by itself once space returns
+    (docs/runbooks/disk-full.md); the producer retries after `retry_after` seconds."""
+
+    status = 507
+    title = "Insufficient storage"
+    slug = "storage-full"
+
+    def __init__(self, detail: str, *, retry_after: int = 5) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class FencedError(StorageError):
     """A commit refused because its sequencer no longer holds the log's lease, or the
     log is no longer at the size the commit starts from (another sequencer wrote it).
@@ -239,6 +254,7 @@ __all__ = [
     "SpoolFull",
     "StageRejection",
     "StorageError",
+    "StorageFull",
     "ValidationError",
     "WitnessError",
 ]

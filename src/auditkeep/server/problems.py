@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from auditkeep.errors import AuditkeepError, FieldProblem, Pushback
+from auditkeep.errors import AuditkeepError, FieldProblem, Pushback, StorageFull
 
 PROBLEM_TYPE = "urn:auditkeep:problem:"
 MEDIA_TYPE = "application/problem+json"
@@ -28,7 +28,7 @@ def problem(status: int, slug: str, title: str, detail: str, instance: str,
 
 def from_error(request: Request, exc: AuditkeepError) -> Response:
     headers = None
-    if isinstance(exc, Pushback):
+    if isinstance(exc, (Pushback, StorageFull)):
         headers = {"Retry-After": str(exc.retry_after)}
     elif exc.status == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="auditkeep"'}

@@ -7,6 +7,7 @@ its log) and one read connection per thread, so readers never block the writer.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import threading
@@ -19,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from auditkeep.errors import CorruptionError, FencedError, StorageError
+from auditkeep.errors import CorruptionError, FencedError, StorageError, StorageFull
 from auditkeep.log.merkle import EMPTY_ROOT
 from auditkeep.storage.base import (
     TILE_WIDTH,
@@ -62,11 +63,23 @@ _IN_CHUNK = 500  # bound on SQL variables in one IN (...)
 
 @contextlib.contextmanager
 def mapped_errors(what: str) -> Iterator[None]:
-    """Translate sqlite3 exceptions into StorageError at the boundary."""
+    """Translate sqlite3 exceptions into StorageError at the boundary (StorageFull
+    when the disk is full: SQLite rolled the write back, so it may be retried)."""
     try:
         yield
     except sqlite3.Error as exc:
+        if is_disk_full(exc):
+            raise StorageFull(f"{what}: the disk is full; nothing of this write was "
+                              "stored (free space: docs/runbooks/disk-full.md)") from exc
         raise StorageError(f"{what}: {exc}") from exc
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """SQLITE_FULL ("database or disk is full"), or ENOSPC from the OS."""
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or (
+            "disk is full" in str(exc))
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 
 class Connections:
