@@ -232,8 +232,10 @@ OPENAPI: dict[str, Any] = {
                                "responses": {"200": {"description": "status"}, **_ERRORS}}},
         "/healthz": {"get": {"security": [], "summary": "Liveness",
                              "responses": {"200": {"description": "ok"}}}},
-        "/readyz": {"get": {"security": [], "summary": "Readiness",
-                            "responses": {"200": {"description": "ready"}}}},
+        "/readyz": {"get": {"security": [], "summary": "Readiness: storage, index lag, bus",
+                            "responses": {"200": {"description": "ready, with each check"},
+                                          "503": {"description": "not ready: problem+json "
+                                                  "naming the failing checks, Retry-After"}}}},
         "/metrics": {"get": {"security": [], "summary": "Prometheus metrics",
                              "responses": {"200": {"description": "text exposition"}}}},
         **QUERY_PATHS,

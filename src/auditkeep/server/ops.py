@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from auditkeep import __version__
 from auditkeep.datadir import Node
+from auditkeep.health.ready import readiness
 from auditkeep.server.context import caller, json_response, node, pipelines
+from auditkeep.server.problems import MEDIA_TYPE, PROBLEM_TYPE
 from auditkeep.witness.job import WitnessJob, witness_metrics
 
 
@@ -123,9 +127,21 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """200 {"ready": true, "checks": {...}}; else 503 problem+json + Retry-After with the
+    same `checks`, each failing one with its `detail` (health/ready.py)."""
     n = node(request)
-    n.store.get_log("default")
-    return PlainTextResponse("ready\n")
+    r = readiness(n)
+    ready, checks = await run_in_threadpool(r.check, n)
+    if ready:
+        return json_response({"ready": True, "checks": checks})
+    failing = [name for name, c in checks.items() if not c["ok"]]
+    body = {"type": PROBLEM_TYPE + "not-ready", "title": "Not ready", "status": 503,
+            "detail": "; ".join(f"{name}: {checks[name].get('detail', 'failed')}"
+                                for name in failing),
+            "instance": request.url.path, "ready": False, "failing": failing,
+            "checks": checks}
+    return Response(orjson.dumps(body), status_code=503, media_type=MEDIA_TYPE,
+                    headers={"Retry-After": str(r.retry_after)})
 
 
 async def metrics(request: Request) -> Response:
