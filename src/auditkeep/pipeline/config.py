@@ -31,6 +31,7 @@ from auditkeep.pipeline.config_keeping import (
     parse_witnesses,
 )
 from auditkeep.pipeline.config_ops import (
+    DEFAULT_SLOS,
     CanaryConfig,
     SelfAuditConfig,
     SloConfig,
@@ -251,7 +252,7 @@ class ServerConfig:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     archive: ArchiveConfig | None = None  # None: no cold archive configured
     witnesses: tuple[WitnessConfig, ...] = ()
-    slos: tuple[SloConfig, ...] = ()
+    slos: tuple[SloConfig, ...] = DEFAULT_SLOS  # docs/slos.md
     canary: CanaryConfig = field(default_factory=CanaryConfig)
     self_audit: SelfAuditConfig = field(default_factory=SelfAuditConfig)
 

@@ -9,16 +9,37 @@ reported with its path and line like the rest of the file.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from auditkeep.pipeline.config import _Check
 
+_SLO_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+SLIS = ("ingest_success", "searchable", "alerted", "query", "canary")
+_TIMED = ("searchable", "alerted", "query")  # SLIs counted against a latency `within`
+_SLO_KEYS = ("name", "objective", "sli", "within", "period")
+
 
 @dataclass(frozen=True, slots=True)
 class SloConfig:
-    """One entry of `slos:` (docs/slos.md)."""
+    """One entry of `slos:` (docs/slos.md): `objective` percent of the SLI's events
+    good (within `within` seconds, for the timed SLIs) over `period` seconds."""
+
+    name: str
+    objective: float  # percent, e.g. 99.9
+    sli: str
+    within: float | None = None
+    period: float = 30 * 86400.0
+
+
+# When the file has no `slos:` section (docs/slos.md).
+DEFAULT_SLOS = (SloConfig("ingest", 99.95, "ingest_success"),
+                SloConfig("searchable", 99.9, "searchable", 5.0),
+                SloConfig("alerted", 99.0, "alerted", 60.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +53,54 @@ class SelfAuditConfig:
 
 
 def parse_slos(c: _Check, value: Any) -> tuple[SloConfig, ...]:
-    return ()
+    """`slos:` as SloConfigs; absent: DEFAULT_SLOS; an empty list: none."""
+    from auditkeep.detect.rules import parse_duration
+    from auditkeep.pipeline.config import _show
+
+    if value is None:
+        return DEFAULT_SLOS
+    if not isinstance(value, list):
+        c.fail(("slos",), f"expected a list of SLOs, got {_show(value)}")
+        return ()
+    out: list[SloConfig] = []
+    names: set[str] = set()
+    for i, item in enumerate(value):
+        at = ("slos", i)
+        m = c.mapping(at, item, "a mapping with name, objective, sli, within and period")
+        c.keys(at, m, _SLO_KEYS)
+        before = len(c.problems)
+        name = c.text((*at, "name"), m.get("name"), required=True)
+        if name is not None and not _SLO_NAME.match(name):
+            c.fail((*at, "name"), f"expected a name of a-z, 0-9, _ and - (up to 63), "
+                                  f"got {name!r}")
+        elif name is not None and name in names:
+            c.fail((*at, "name"), f"{name!r} names an earlier SLO too")
+        names.add(name or "")
+        objective = c.number((*at, "objective"), m.get("objective"), 0, 100)
+        if objective is not None and not 0 < objective < 100:
+            c.fail((*at, "objective"), f"expected a percentage above 0 and below 100 "
+                                       f"(100 leaves no error budget), got {objective:g}")
+        sli = c.choice((*at, "sli"), m.get("sli"), SLIS, "")
+        if m.get("sli") is None:
+            c.fail((*at, "sli"), f"required: one of {', '.join(SLIS)}")
+        within: float | None = None
+        if m.get("within") is not None:
+            within = parse_duration(m.get("within"))
+            if within is None:
+                c.fail((*at, "within"), f"expected a duration such as 500ms, 5s or 1m, "
+                                        f"got {_show(m.get('within'))}")
+            elif sli and sli not in _TIMED:
+                c.fail((*at, "within"), f"only {', '.join(_TIMED)} are timed; "
+                                        f"{sli} takes no within")
+        elif sli in _TIMED:
+            c.fail((*at, "within"), f"required for {sli}: a duration such as 5s")
+        period = parse_duration(m.get("period", "30d"))
+        if period is None or period < 3 * 86400:
+            c.fail((*at, "period"), f"expected a duration of at least 3d (the longest "
+                                    f"burn window), got {_show(m.get('period'))}")
+        if len(c.problems) == before and name and objective is not None and sli:
+            out.append(SloConfig(name, objective, sli, within, period or 30 * 86400.0))
+    return tuple(out)
 
 
 def parse_canary(c: _Check, value: Any) -> CanaryConfig:
