@@ -141,15 +141,15 @@ class Node:
             self.compactor.start()
 
     def start_background(self) -> None:
-        """Detection, the scheduled PII scan, witnessing, the archiver and retention
-        (those set up)."""
-        for name in ("detection", "pii_scan", "witness", "archive", "retention"):
+        """Detection, the scheduled PII scan, witnessing, the archiver, retention and
+        the SLO evaluator (those set up)."""
+        for name in ("detection", "pii_scan", "witness", "archive", "retention", "slo"):
             job = self.options.get(name)
             if job is not None:
                 job.start()
 
     def stop_background(self) -> None:
-        for name in ("retention", "archive", "witness", "pii_scan", "detection"):
+        for name in ("slo", "retention", "archive", "witness", "pii_scan", "detection"):
             job = self.options.get(name)
             if job is not None:
                 job.stop()
@@ -172,6 +172,9 @@ class Node:
         scan = self.options.get("pii_scan")
         if scan is not None:
             scan.stop()
+        slo = self.options.get("slo")
+        if slo is not None:  # before detection and the store: it raises alerts
+            slo.stop()
         detection = self.options.get("detection")
         if detection is not None:  # before the logs: it appends alert records
             detection.stop()

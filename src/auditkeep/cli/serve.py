@@ -151,6 +151,11 @@ def serve(data: str | None, storage: str | None, bus: str | None, role: str, bus
                                           a.range, a.schedule)
         click.echo(f"archive: {a.url} (ranges of {a.range:,}, every {a.schedule:g}s)")
     n.options["retention"] = _retention(n, config, scale.background)
+    if scale.background:  # burn-rate alerts over the SLIs (docs/slos.md)
+        from auditkeep.health.slo import slo_job
+        from auditkeep.pipeline.config_ops import DEFAULT_SLOS
+
+        n.options["slo"] = slo_job(n, config.slos if config is not None else DEFAULT_SLOS)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

@@ -42,6 +42,7 @@ from auditkeep.server.rules import delete_rule_file, get_rule_file, list_rules, 
 from auditkeep.server.saved import delete_saved, get_saved, list_saved, put_saved
 from auditkeep.server.schemas import get_schema, put_schema
 from auditkeep.server.search import context, search, search_events
+from auditkeep.server.slos import list_slos
 from auditkeep.server.sources import (
     generic_endpoint,
     k8s_endpoint,
@@ -127,6 +128,7 @@ def create_app(n: Node) -> Starlette:
         Route("/healthz", ops.healthz, methods=["GET"]),
         Route("/readyz", ops.readyz, methods=["GET"]),
         Route("/metrics", ops.metrics, methods=["GET"]),
+        Route("/v1/slos", list_slos, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *ui_routes(),  # last: the API's routes win
     ]

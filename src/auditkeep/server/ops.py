@@ -119,6 +119,9 @@ def registry_for(n: Node) -> CollectorRegistry:
     detection = n.options.get("detection")
     if detection is not None:
         reg.register(detection.latency)
+    slo = n.options.get("slo")
+    if slo is not None:  # burn rates and error budget (health/slo.py)
+        reg.register(slo)
     return reg
 
 
