@@ -20,6 +20,7 @@ from auditkeep.errors import ConfigError
 from auditkeep.pipeline.config import ServerConfig, load_config
 from auditkeep.pipeline.config_keeping import RetentionConfig
 from auditkeep.server.app import create_app
+from auditkeep.server.http import header_timeout_protocol
 from auditkeep.server.syslog import SyslogListener, SyslogOptions, parse_address
 from auditkeep.server.workers import IngestWorkers
 
@@ -89,6 +90,11 @@ if TYPE_CHECKING:
               envvar="AUDITKEEP_PII_SCAN_INTERVAL", type=click.FloatRange(min=0),
               help="Scan newly stored records for PII and secrets this often (metric "
                    "auditkeep_pii_findings; 0: off) [env AUDITKEEP_PII_SCAN_INTERVAL].")
+@click.option("--header-timeout", default=10.0, show_default=True, metavar="SECONDS",
+              type=click.FloatRange(min=0.1), envvar="AUDITKEEP_HEADER_TIMEOUT",
+              help="Close a connection whose request headers have not all arrived this "
+                   "long after it opened (idle and slowloris clients) [env "
+                   "AUDITKEEP_HEADER_TIMEOUT].")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(data: str | None, storage: str | None, bus: str | None, role: str, bus_stream: str,
@@ -97,7 +103,7 @@ def serve(data: str | None, storage: str | None, bus: str | None, role: str, bus
           syslog_tcp: str | None,
           syslog_udp: str | None, syslog_tenant: str, syslog_tls_cert: str | None,
           syslog_tls_key: str | None, rules_dir: str | None, detection: bool,
-          pii_scan_interval: float, log_level: str) -> None:
+          pii_scan_interval: float, header_timeout: float, log_level: str) -> None:
     """Start the HTTP server (creates the data directory on first start)."""
     # Ingest allocates many short-lived containers; CPython's default gen-0 threshold
     # (700) then spends ~40% of prepare time in the cyclic GC (measured in bench/). With
@@ -183,7 +189,8 @@ def serve(data: str | None, storage: str | None, bus: str | None, role: str, bus
     app = create_app(n)
     workers = _ingest_workers(n, d, config, ingest_workers)
     uv_config = uvicorn.Config(app, log_level=log_level, access_log=False,
-                            timeout_graceful_shutdown=10)
+                               http=header_timeout_protocol(header_timeout),
+                               timeout_graceful_shutdown=10)
     server = uvicorn.Server(uv_config)
     # uvicorn re-raises the SIGTERM it shut down on once it is done; with the default
     # action that killed the process before the cleanup below ran, leaving the indexer
