@@ -105,3 +105,24 @@ class TestSelfAudit:
             assert n.store.alerts("default", rule=RULE) == []
         finally:
             n.close()
+
+
+class TestConfig:
+    def test_self_audit_and_canary_sections_are_read_and_checked_whole(self) -> None:
+        from auditkeep.errors import ConfigError
+        from auditkeep.pipeline.config import parse_config
+
+        cfg = parse_config("self_audit: {every: 10m, spot_checks: 8, full_verify: off}\n"
+                           "canary: {every: 1m, tenant: canary, timeout: 5s}\n")
+        assert (cfg.self_audit.every, cfg.self_audit.spot_checks,
+                cfg.self_audit.full_verify) == (600.0, 8, None)
+        assert (cfg.canary.every, cfg.canary.tenant, cfg.canary.timeout) == (60.0, "canary",
+                                                                              5.0)
+        assert parse_config("{}\n").canary.every is None  # off by default
+        try:
+            parse_config("self_audit: {every: soon}\ncanary: {tenant: _canary}\n")
+        except ConfigError as exc:
+            text = str(exc)
+        else:
+            raise AssertionError("accepted")
+        assert "self_audit.every" in text and "canary.tenant" in text

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from auditkeep.detect.rules import parse_duration
+
 if TYPE_CHECKING:
     from auditkeep.pipeline.config import _Check
 
@@ -44,12 +46,39 @@ DEFAULT_SLOS = (SloConfig("ingest", 99.95, "ingest_success"),
 
 @dataclass(frozen=True, slots=True)
 class CanaryConfig:
-    """`canary:` (docs/operations.md)."""
+    """`canary:` (docs/operations.md). Off unless `every` is set: a canary event lands
+    in a tenant's audit log, so it gets a tenant of its own (default `canary`)."""
+
+    every: float | None = None
+    tenant: str = "canary"
+    timeout: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
 class SelfAuditConfig:
-    """`self_audit:` (docs/operations.md)."""
+    """`self_audit:` (docs/operations.md). On by default: a pass an hour, a full verify
+    a day; `every: off` turns it off."""
+
+    every: float | None = 3600.0
+    spot_checks: int = 64
+    full_verify: float | None = 86_400.0
+
+
+_TENANT = re.compile(r"^[a-z0-9-]{1,63}$")
+
+
+def _every(c: _Check, at: tuple[str, ...], raw: Any, default: float | None,
+           least: float) -> float | None:
+    if raw is None:
+        return default
+    if raw is False or (isinstance(raw, str) and raw.strip().lower() == "off"):
+        return None
+    seconds = parse_duration(raw)
+    if seconds is None or seconds < least:
+        c.fail(at, f"expected a duration of at least {least:g}s (30s, 1m, 1h) or off, "
+                   f"got {raw!r}")
+        return default
+    return seconds
 
 
 def parse_slos(c: _Check, value: Any) -> tuple[SloConfig, ...]:
@@ -104,8 +133,31 @@ def parse_slos(c: _Check, value: Any) -> tuple[SloConfig, ...]:
 
 
 def parse_canary(c: _Check, value: Any) -> CanaryConfig:
-    return CanaryConfig()
+    if value is None:
+        return CanaryConfig()
+    at = ("canary",)
+    obj = c.mapping(at, value, "a mapping (every, tenant, timeout)")
+    c.keys(at, obj, ("every", "tenant", "timeout"))
+    every = _every(c, (*at, "every"), obj.get("every"), None, 1.0)
+    tenant = obj.get("tenant", "canary")
+    if not isinstance(tenant, str) or not _TENANT.match(tenant):
+        c.fail((*at, "tenant"), f"not a tenant name (1 to 63 of a-z, 0-9 and -), got "
+                                f"{tenant!r}")
+        tenant = "canary"
+    timeout = _every(c, (*at, "timeout"), obj.get("timeout"), 30.0, 0.1) or 30.0
+    return CanaryConfig(every, tenant, timeout)
 
 
 def parse_self_audit(c: _Check, value: Any) -> SelfAuditConfig:
-    return SelfAuditConfig()
+    if value is None:
+        return SelfAuditConfig()
+    at = ("self_audit",)
+    obj = c.mapping(at, value, "a mapping (every, spot_checks, full_verify)")
+    c.keys(at, obj, ("every", "spot_checks", "full_verify"))
+    every = _every(c, (*at, "every"), obj.get("every"), 3600.0, 1.0)
+    full = _every(c, (*at, "full_verify"), obj.get("full_verify"), 86_400.0, 1.0)
+    spots = 64
+    if "spot_checks" in obj:
+        got = c.number((*at, "spot_checks"), obj["spot_checks"], 0, 100_000)
+        spots = 64 if got is None else int(got)
+    return SelfAuditConfig(every, spots, full)
