@@ -143,7 +143,7 @@ class TestConfig:
         from auditkeep.pipeline.config import _Check
 
         assert parse_slos(_Check(), None) == DEFAULT_SLOS
-        assert {s.name for s in DEFAULT_SLOS} == {"ingest", "searchable", "alerted"}
+        assert {s.name for s in DEFAULT_SLOS} == {"ingest", "searchable"}
 
     def test_an_entry_is_read(self) -> None:
         from auditkeep.pipeline.config import _Check

@@ -50,8 +50,8 @@ class CounterRing:
         return len(self._samples)
 
     def add(self, t: float, good: float, total: float) -> None:
-        if self._samples and t - self._samples[-1][0] < self.interval * 0.5:
-            self._samples[-1] = (self._samples[-1][0], good, total)  # too soon: refresh
+        if len(self._samples) >= 2 and t - self._samples[-2][0] < self.interval:
+            self._samples[-1] = (t, good, total)  # within an interval: the newest moves on
         else:
             self._samples.append((t, good, total))
         while len(self._samples) > 2 and self._samples[1][0] <= t - self.span:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from auditkeep.background import BackgroundLoop
 from auditkeep.health.burn import BURN_ALERTS, BurnAlert, CounterRing, budget_remaining, burn_rate
@@ -63,15 +66,17 @@ class _Tracked:
         self.period = CounterRing(config.period, max(config.period / PERIOD_SAMPLES, interval))
 
 
-class SloEvaluator(BackgroundLoop):
+class SloEvaluator(BackgroundLoop, Collector):
     """Every `interval` s: sample, compute, alert. `counters` maps each SLO's name to
-    its counter; `raise_alert` takes raise_system_alert's keywords."""
+    its counter; `raise_alert` takes raise_system_alert's keywords. As a Prometheus
+    collector it exports the last pass's figures (labels: SLO names, window names)."""
 
     def __init__(self, slos: tuple[SloConfig, ...], counters: Mapping[str, Counter],
                  raise_alert: Raise, *, interval: float = DEFAULT_INTERVAL,
                  alerts: tuple[BurnAlert, ...] = BURN_ALERTS,
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__("slo", interval)
+        self.interval = interval
         self._alerts = alerts
         self._raise = raise_alert
         self._clock = clock
@@ -89,12 +94,37 @@ class SloEvaluator(BackgroundLoop):
         with self._lock:
             return list(self._status)
 
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        objective = GaugeMetricFamily("auditkeep_slo_objective_ratio",
+                                      "The SLO's objective (0.999 for 99.9%)", labels=["slo"])
+        burn = GaugeMetricFamily("auditkeep_slo_burn_rate",
+                                 "Error budget burn rate over the window (1: spent "
+                                 "exactly over the period)", labels=["slo", "window"])
+        budget = GaugeMetricFamily("auditkeep_slo_error_budget_remaining_ratio",
+                                   "Share of the period's error budget left (1: all, "
+                                   "0 or below: spent)", labels=["slo"])
+        firing = GaugeMetricFamily("auditkeep_slo_burn_alert_firing",
+                                   "1 while both windows of the burn alert exceed its "
+                                   "factor", labels=["slo", "alert"])
+        for st in self.status():
+            objective.add_metric([st.name], st.objective / 100.0)
+            for w, v in st.burn.items():
+                if v is not None:
+                    burn.add_metric([st.name, w], v)
+            if st.budget_remaining is not None:
+                budget.add_metric([st.name], st.budget_remaining)
+            for a in self._alerts:
+                firing.add_metric([st.name, a.name], 1.0 if a.name in st.firing else 0.0)
+        yield from (objective, burn, budget, firing)
+
     def run_once(self, now: float | None = None) -> list[SloStatus]:
         t = self._clock() if now is None else now
         out: list[SloStatus] = []
         for s in self._slos:
             try:
                 good, total = s.counter()
+            except NoSlis:
+                continue
             except Exception:  # one broken counter must not stop the other SLOs
                 log.exception("SLO %s: reading its counter", s.config.name)
                 continue
@@ -135,22 +165,32 @@ class SloEvaluator(BackgroundLoop):
 
 def slo_job(n: Node, slos: tuple[SloConfig, ...], *, interval: float = DEFAULT_INTERVAL
             ) -> SloEvaluator | None:
-    """The evaluator over the node's SLIs (`n.options["slis"]`, health/slis.py); None
-    without SLIs or SLOs."""
+    """The evaluator over the node's SLIs (`n.options["slis"]`, health/slis.py, looked
+    up at each sample: the app sets them up after the background jobs start); None
+    without SLOs."""
     from auditkeep.health.alerts import raise_system_alert
 
-    slis = n.options.get("slis")
-    if slis is None or not slos:
+    if not slos:
         return None
 
     def counter(c: SloConfig) -> Counter:
-        return lambda: slis.good_total(c.sli, c.within)
+        def read() -> tuple[float, float]:
+            slis = n.options.get("slis")
+            if slis is None:
+                raise NoSlis(c.sli)
+            good, total = slis.good_total(c.sli, c.within)
+            return float(good), float(total)
+        return read
 
     def raise_alert(**kw: Any) -> Any:
         return raise_system_alert(n, **kw)
 
     return SloEvaluator(slos, {s.name: counter(s) for s in slos}, raise_alert,
                         interval=interval)
+
+
+class NoSlis(LookupError):
+    """The node has no SLIs yet (before the app is built): the sample is skipped."""
 
 
 __all__ = ["DEFAULT_INTERVAL", "SloEvaluator", "SloStatus", "slo_job", "window_name"]

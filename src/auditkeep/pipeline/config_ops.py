@@ -40,8 +40,7 @@ class SloConfig:
 
 # When the file has no `slos:` section (docs/slos.md).
 DEFAULT_SLOS = (SloConfig("ingest", 99.95, "ingest_success"),
-                SloConfig("searchable", 99.9, "searchable", 5.0),
-                SloConfig("alerted", 99.0, "alerted", 60.0))
+                SloConfig("searchable", 99.9, "searchable", 5.0))
 
 
 @dataclass(frozen=True, slots=True)
