@@ -141,15 +141,17 @@ class Node:
             self.compactor.start()
 
     def start_background(self) -> None:
-        """Detection, the scheduled PII scan, witnessing, the archiver, retention and
-        the SLO evaluator (those set up)."""
-        for name in ("detection", "pii_scan", "witness", "archive", "retention", "slo"):
+        """Detection, the scheduled PII scan, witnessing, the archiver, retention,
+        the SLO evaluator and the self-audit (those set up)."""
+        for name in ("detection", "pii_scan", "witness", "archive", "retention", "slo",
+                     "self_audit"):
             job = self.options.get(name)
             if job is not None:
                 job.start()
 
     def stop_background(self) -> None:
-        for name in ("slo", "retention", "archive", "witness", "pii_scan", "detection"):
+        for name in ("self_audit", "slo", "retention", "archive", "witness", "pii_scan",
+                     "detection"):
             job = self.options.get(name)
             if job is not None:
                 job.stop()
@@ -158,6 +160,9 @@ class Node:
         leased = self.options.pop("leased", None)
         if leased is not None:
             leased.stop()
+        audit = self.options.get("self_audit")
+        if audit is not None:  # before the store: it reads tiles and entries
+            audit.stop()
         if self.compactor is not None:
             self.compactor.stop()
         retention = self.options.get("retention")

@@ -126,3 +126,36 @@ class TestConfig:
         else:
             raise AssertionError("accepted")
         assert "self_audit.every" in text and "canary.tenant" in text
+
+
+class TestJob:
+    def test_the_job_runs_full_verify_on_its_own_schedule_and_shows_in_status(
+            self, data_dir: DataDir) -> None:
+        import warnings
+
+        from auditkeep.server.app import create_app
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Using `httpx` with")
+            from starlette.testclient import TestClient
+
+        populate(data_dir, commits=2)
+        now = [0.0]
+        n = open_node(data_dir, with_index=False)
+        try:
+            job = SelfAuditJob(n, every=0.01, spot_checks=2, full_every=10.0,
+                               clock=lambda: now[0])
+            n.options["self_audit"] = job
+            job.step()
+            assert job.last is not None and "verify" not in job.last.checks
+            now[0] = 11.0
+            job.step()
+            assert job.last.checks == ["checkpoints", "tiles", "verify"] and job.last.ok
+            n.start_background()
+            token = data_dir.admin_token.read_text().strip()
+            with TestClient(create_app(n), headers={"Authorization": f"Bearer {token}"}) as c:
+                got = c.get("/v1/status").json()["self_audit"]
+            assert got["passes"] >= 2 and got["last"]["ok"] is True
+            assert got["last_failure"] is None
+        finally:
+            n.close()

@@ -19,6 +19,7 @@ from auditkeep.datadir import DataDir, Node, data_dir, open_node
 from auditkeep.errors import ConfigError
 from auditkeep.pipeline.config import ServerConfig, load_config
 from auditkeep.pipeline.config_keeping import RetentionConfig
+from auditkeep.pipeline.config_ops import SelfAuditConfig
 from auditkeep.server.app import create_app
 from auditkeep.server.http import header_timeout_protocol
 from auditkeep.server.syslog import SyslogListener, SyslogOptions, parse_address
@@ -157,6 +158,14 @@ def serve(data: str | None, storage: str | None, bus: str | None, role: str, bus
                                           a.range, a.schedule)
         click.echo(f"archive: {a.url} (ranges of {a.range:,}, every {a.schedule:g}s)")
     n.options["retention"] = _retention(n, config, scale.background)
+    audit_cfg = config.self_audit if config is not None else SelfAuditConfig()
+    if audit_cfg.every is not None and scale.background:
+        from auditkeep.health.selfaudit import SelfAuditJob
+
+        n.options["self_audit"] = SelfAuditJob(
+            n, every=audit_cfg.every, spot_checks=audit_cfg.spot_checks,
+            full_every=audit_cfg.full_verify if audit_cfg.full_verify is not None
+            else float("inf"))
     if scale.background:  # burn-rate alerts over the SLIs (docs/slos.md)
         from auditkeep.health.slo import slo_job
         from auditkeep.pipeline.config_ops import DEFAULT_SLOS

@@ -181,6 +181,8 @@ async def status(request: Request) -> Response:
         "witnesses": _witness_status(n),
         "retention": None if n.options.get("retention") is None
         else n.options["retention"].status(),
+        "self_audit": None if n.options.get("self_audit") is None
+        else n.options["self_audit"].status(),
     })
 
 
