@@ -230,6 +230,9 @@ OPENAPI: dict[str, Any] = {
                                            **_ERRORS}}},
         "/v1/status": {"get": {"summary": "Log sizes, queue depth, indexer lag",
                                "responses": {"200": {"description": "status"}, **_ERRORS}}},
+        "/v1/slos": {"get": {"summary": "SLOs: burn rate by window, error budget left, "
+                                        "burn alerts firing (docs/slos.md)",
+                             "responses": {"200": {"description": "the SLOs"}, **_ERRORS}}},
         "/healthz": {"get": {"security": [], "summary": "Liveness",
                              "responses": {"200": {"description": "ok"}}}},
         "/readyz": {"get": {"security": [], "summary": "Readiness: storage, index lag, bus",
