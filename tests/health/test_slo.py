@@ -174,3 +174,14 @@ class TestConfig:
         with pytest.raises(ConfigError) as exc:
             load_config(f)
         assert "within" in str(exc.value) and ":2" in str(exc.value)
+
+
+def test_an_slo_whose_counter_fails_is_listed_without_figures() -> None:
+    def broken() -> tuple[float, float]:
+        raise ValueError("unknown SLI")
+
+    ev = SloEvaluator((SloConfig("x", 99.0, "query", 1.0),), {"x": broken},
+                      lambda **kw: None, interval=MIN)
+    (status,) = ev.run_once(T0)
+    assert status.name == "x" and status.firing == []
+    assert set(status.burn.values()) == {None} and status.budget_remaining is None

@@ -123,10 +123,12 @@ class SloEvaluator(BackgroundLoop, Collector):
         for s in self._slos:
             try:
                 good, total = s.counter()
-            except NoSlis:
+            except NoSlis:  # listed, with no figures yet
+                out.append(self._evaluate(s))
                 continue
             except Exception:  # one broken counter must not stop the other SLOs
                 log.exception("SLO %s: reading its counter", s.config.name)
+                out.append(self._evaluate(s))
                 continue
             s.ring.add(t, good, total)
             s.period.add(t, good, total)
