@@ -79,6 +79,9 @@ QUERY_PATHS: dict[str, Any] = {
                           "10000)", {"type": "integer", "minimum": 1, "maximum": 10000})],
         "responses": {"200": {"description": "the bundle", "content": {
             "application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+            "409": {"description": "no signed checkpoint covers the selection yet (the "
+                    "newest events were just committed); retry in a moment",
+                    "content": {"application/problem+json": {}}},
             **_ERRORS}}},
     "/v1/dashboards/{name}": {"get": {
         "summary": "A dashboard's panels from live data: executive, oncall or debug",
