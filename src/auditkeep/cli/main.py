@@ -53,6 +53,7 @@ def _register() -> None:
         agent_cmd,
         alerts_cmd,
         archive_cmd,
+        canary_cmd,
         client_cmds,
         config_cmd,
         evidence_cmd,
@@ -97,6 +98,7 @@ def _register() -> None:
     cli.add_command(holds_cmd.holds)
     cli.add_command(retention_cmd.retention)
     cli.add_command(archive_cmd.archive)
+    cli.add_command(canary_cmd.canary)
 
 
 _register()
