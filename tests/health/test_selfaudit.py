@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import orjson
+
 from auditkeep.datadir import DataDir, open_node
 from auditkeep.health.selfaudit import RULE, SelfAudit, SelfAuditJob, record
 from auditkeep.log.checkpoint import Checkpoint, sign_checkpoint
@@ -22,6 +24,12 @@ class Slis:
 
     def integrity_failure(self, check: str) -> None:
         self.failures.append(check)
+
+    def start(self) -> None:  # Node runs n.options["slis"] as a background job
+        pass
+
+    def stop(self) -> None:
+        pass
 
 
 def audit(data: DataDir, *, full: bool = True, spot_checks: int = 64) -> Any:
@@ -159,3 +167,31 @@ class TestJob:
             assert got["last_failure"] is None
         finally:
             n.close()
+
+
+class TestCommand:
+    def test_self_audit_exits_0_on_a_clean_log_and_1_naming_a_modified_tile(
+            self, data_dir: DataDir) -> None:
+        from click.testing import CliRunner
+
+        from auditkeep.cli.main import cli
+
+        populate(data_dir, commits=2)
+        runner = CliRunner()
+        args = ["self-audit", "--data", str(data_dir.root), "--seed", "1"]
+        clean = runner.invoke(cli, args)
+        assert clean.exit_code == 0, clean.output
+        assert "self-audit (checkpoints, tiles, verify): ok" in clean.output
+        a = Attacker(data_dir)
+        try:
+            (blob,) = a.execute("SELECT hashes FROM tiles WHERE level=0 AND idx=0")[0]
+            b = bytearray(blob)
+            b[0] ^= 0xFF
+            a.execute("UPDATE tiles SET hashes=? WHERE level=0 AND idx=0", bytes(b))
+        finally:
+            a.close()
+        bad = runner.invoke(cli, [*args, "--json"])
+        assert bad.exit_code == 1
+        got = orjson.loads(bad.output.splitlines()[0])
+        assert got["ok"] is False and "verify" in got["failed"]
+        assert "self-audit failed" in bad.output

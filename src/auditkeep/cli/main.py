@@ -66,6 +66,7 @@ def _register() -> None:
         retention_cmd,
         rules_cmd,
         schemas_cmd,
+        selfaudit_cmd,
         serve,
         verify_cmd,
         witness_cmd,
@@ -99,6 +100,7 @@ def _register() -> None:
     cli.add_command(retention_cmd.retention)
     cli.add_command(archive_cmd.archive)
     cli.add_command(canary_cmd.canary)
+    cli.add_command(selfaudit_cmd.self_audit)
 
 
 _register()
