@@ -130,6 +130,9 @@ class Node:
         nodes that only ingest or read leave that to the sequencers)."""
         if self.indexer is not None:
             self.indexer.start()
+        slis = self.options.get("slis")
+        if slis is not None:  # every process: it measures its own requests
+            slis.start()
         leased = self.options.get("leased")
         if leased is not None:  # scaled out: one process of the deployment runs these
             leased.start()
@@ -183,6 +186,9 @@ class Node:
         detection = self.options.get("detection")
         if detection is not None:  # before the logs: it appends alert records
             detection.stop()
+        slis = self.options.get("slis")
+        if slis is not None:  # before the index: it reads the index's cursors
+            slis.stop()
         self.logs.close()
         if self.indexer is not None:
             self.indexer.notify()
@@ -243,4 +249,18 @@ def _open(data: DataDir, store: Backend, origin_prefix: str, with_index: bool,
         elif indexer == "thread":
             follower = Indexer(store, index)
             logs.on_commit(follower.notify)
-    return Node(store, keys, logs, index, follower, data, created)
+    node = Node(store, keys, logs, index, follower, data, created)
+    node.options["slis"] = node_slis(store, index)
+    return node
+
+
+def node_slis(store: Backend, index: SearchIndex | PgSearchIndex | None) -> Any:
+    """The node's SLIs (health/slis.py); "searchable" follows the search index."""
+    from auditkeep.health.slis import Slis
+    from auditkeep.query.indexer import index_lag
+
+    slis = Slis()
+    if index is not None:
+        slis.follow_index(lambda: {name: lag["indexed"]
+                                   for name, lag in index_lag(store, index).items()})
+    return slis

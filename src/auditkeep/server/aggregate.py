@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from auditkeep.errors import ValidationError
+from auditkeep.health.slis import timed
 from auditkeep.query.aggregate import aggregator, check_group_field
 from auditkeep.server import params
 from auditkeep.server.context import json_response, node, record_access
@@ -18,6 +19,7 @@ AGGREGATE_PARAMS = (SEARCH_PARAMS - {"limit", "cursor"}) | {"group_by", "interva
                                                              "distinct"}
 
 
+@timed("aggregate")
 async def aggregate(request: Request) -> Response:
     s = scope(request, AGGREGATE_PARAMS)
     qp = request.query_params

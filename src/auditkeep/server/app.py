@@ -137,12 +137,18 @@ def create_app(n: Node) -> Starlette:
         if request.method == "POST" and request.url.path == "/v1/events":
             status = exc.status if isinstance(exc, AuditkeepError) else 500
             n.rejections[status] = n.rejections.get(status, 0) + 1
+            slis = n.options.get("slis")
+            if slis is not None:
+                slis.ingest_request("api", status)
         return await problems.handle_auditkeep_error(request, exc)
 
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         if request.method == "POST" and request.url.path == "/v1/events":
             n.rejections[500] = n.rejections.get(500, 0) + 1
+            slis = n.options.get("slis")
+            if slis is not None:
+                slis.ingest_request("api", 500)
         return problems.problem(500, "internal", "Internal error",
                                 "the server failed; nothing of this request was acknowledged",
                                 request.url.path)

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from auditkeep.export import media_type, stream
+from auditkeep.health.slis import timed
 from auditkeep.log.service import access_log_name, tenant_of
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.schema import Actor, Event, Resource
@@ -28,6 +29,7 @@ BATCH = 1000
 EXTENSIONS = {"ndjson": "ndjson", "csv": "csv", "parquet": "parquet"}
 
 
+@timed("export")
 async def export(request: Request) -> Response:
     s = scope(request, EXPORT_PARAMS)
     qp = request.query_params

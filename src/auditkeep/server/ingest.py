@@ -11,7 +11,9 @@ from starlette.responses import Response
 
 from auditkeep.bus.appender import CommitPending
 from auditkeep.errors import FieldProblem, PayloadTooLarge, ValidationError
+from auditkeep.health.slis import Slis
 from auditkeep.log.sequencer import AppendResult
+from auditkeep.pipeline.config import API_SOURCE
 from auditkeep.pipeline.validate import MAX_BODY_BYTES
 from auditkeep.server.batches import IngestJob, prepare_batch
 from auditkeep.server.context import caller, json_response, node, pipelines
@@ -71,17 +73,29 @@ async def post_events(request: Request) -> Response:
     else:  # the same function in a worker process, off this process's GIL
         batch = await asyncio.wrap_future(workers.submit(job))
     extra = {"dropped": batch.dropped} if batch.dropped else {}
+    slis: Slis | None = n.options.get("slis")
     if not batch.pendings:  # every event was dropped by a configured stage (counted)
+        if slis is not None:
+            slis.ingest_request(API_SOURCE, 200)
         return json_response({"tenant": batch.tenant, "receipts": [], **extra,
                               "checkpoint": n.logs.checkpoint(batch.tenant).note})
     if mode == "accepted" and n.logs.appender is not None:
         ids = await asyncio.wrap_future(n.logs.accept(batch.tenant, batch.pendings))
+        if slis is not None:
+            slis.ingest_request(API_SOURCE, 202)
         return accepted_response(batch.tenant, ids, **extra)
     try:
         result = await asyncio.wrap_future(n.logs.append(batch.tenant, batch.pendings))
     except CommitPending as exc:  # durably on the bus, not committed in time
+        if slis is not None:
+            slis.ingest_request(API_SOURCE, 202)
         return accepted_response(batch.tenant, exc.ids, **extra)
-    return receipts_response(batch.tenant, result, **extra)
+    response = receipts_response(batch.tenant, result, **extra)
+    if slis is not None:  # once per request: latency, skew, counts (health/slis.py)
+        new = sum(1 for r in result.receipts if not r.duplicate)
+        slis.committed(batch.tenant, API_SOURCE, batch.pendings, new, result.size)
+        slis.ingest_request(API_SOURCE, response.status_code)
+    return response
 
 
 def accepted_response(tenant: str, ids: list[str], **extra: Any) -> Response:

@@ -15,6 +15,7 @@ from starlette.responses import PlainTextResponse, Response
 from auditkeep import __version__
 from auditkeep.datadir import Node
 from auditkeep.health.ready import readiness
+from auditkeep.health.slis import histogram_good_total
 from auditkeep.server.context import caller, json_response, node, pipelines
 from auditkeep.server.problems import MEDIA_TYPE, PROBLEM_TYPE
 from auditkeep.witness.job import WitnessJob, witness_metrics
@@ -117,8 +118,13 @@ def registry_for(n: Node) -> CollectorRegistry:
     reg = CollectorRegistry()
     reg.register(NodeCollector(n))
     detection = n.options.get("detection")
+    slis = n.options.get("slis")
     if detection is not None:
         reg.register(detection.latency)
+        if slis is not None:
+            slis.follow_alerts(histogram_good_total(detection.latency))
+    if slis is not None:  # the seed's SLIs (health/slis.py)
+        reg.register(slis)
     slo = n.options.get("slo")
     if slo is not None:  # burn rates and error budget (health/slo.py)
         reg.register(slo)

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from auditkeep.archive.reading import search_archive
 from auditkeep.auth import Principal
 from auditkeep.errors import NotFoundError, ValidationError
+from auditkeep.health.slis import timed
 from auditkeep.query.ast import And, Eq, Literal_, Node
 from auditkeep.query.fields import time_us
 from auditkeep.query.filters import FILTER_FIELDS, filters_query
@@ -136,6 +137,7 @@ async def search(request: Request) -> Response:
     return await _search(request, SEARCH_PARAMS)
 
 
+@timed("search")
 async def _search(request: Request, allowed: set[str]) -> Response:
     s = scope(request, allowed)
     session = poll_session(request)  # only /v1/search allows it (the UI's live tail)
