@@ -21,7 +21,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeVar
 
 from prometheus_client.core import (
@@ -84,11 +83,6 @@ class _Hist:
             running += c
             out.append(("+Inf" if bound == float("inf") else repr(float(bound)), running))
         return out
-
-
-def epoch(stamp: str) -> float:
-    """An RFC 3339 UTC text (format_time's form) as epoch seconds."""
-    return datetime.fromisoformat(stamp).timestamp()
 
 
 _Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[Any]])
@@ -237,29 +231,28 @@ class Slis(Collector):
         with self._lock:
             self._access[action] = self._access.get(action, 0) + 1
 
-    def committed(self, tenant: str, source: str, pendings: Sequence[Any], new: int,
-                  size: int, log: str | None = None) -> None:
-        """A request's `new` events were committed to log `log` (default: `tenant`),
-        which is now `size` long: delivery latency, one skew sample, unknown actors,
-        and the commit is tracked until it is searchable. Once per request."""
-        if not pendings:
+    def committed(self, tenant: str, source: str, count: int, new: int, size: int,
+                  facts: Any, log: str | None = None) -> None:
+        """A request's `count` events, `new` of them not duplicates, were committed to
+        log `log` (default: `tenant`), which is now `size` long. `facts`: the batch's
+        `BatchFacts` (server/batches.py): received time, one skew sample and unknown
+        actors. Once per request: delivery latency, skew, counts, and the commit is
+        tracked until it is searchable."""
+        if facts is None or not count:
             return
-        first = pendings[0].fields
         now = self.clock()
-        received = epoch(first["received"])
-        unknown = sum(1 for p in pendings if p.fields["actor"].get("type") == "anonymous")
-        self.clock_skew(source, received - epoch(first["time"]))
+        self.clock_skew(source, facts.skew)
         if new:
-            self.observe_delivery("committed", tenant, source, now - received, new)
+            self.observe_delivery("committed", tenant, source, now - facts.received, new)
         with self._lock:
-            self._events[tenant] = self._events.get(tenant, 0) + len(pendings)
-            if unknown:
-                self._unknown[tenant] = self._unknown.get(tenant, 0) + unknown
+            self._events[tenant] = self._events.get(tenant, 0) + count
+            if facts.unknown:
+                self._unknown[tenant] = self._unknown.get(tenant, 0) + facts.unknown
             if new and self._index_cursors is not None:
                 if len(self._tracked) >= MAX_TRACKED:
                     self._tracked.popleft()
-                self._tracked.append(_Tracked(log or tenant, size, tenant, source, received,
-                                              new))
+                self._tracked.append(_Tracked(log or tenant, size, tenant, source,
+                                              facts.received, new))
 
     # for an SLO evaluator -----------------------------------------------------------
 

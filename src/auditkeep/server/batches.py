@@ -5,6 +5,7 @@ in the server process or in an ingest worker (server/workers.py), so both answer
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from auditkeep.pipeline.prepare import Pending, prepare
 from auditkeep.pipeline.validate import decode_events
@@ -23,11 +24,22 @@ class IngestJob:
     is_admin: bool
 
 
+@dataclass(frozen=True, slots=True)
+class BatchFacts:
+    """What the SLIs need of a batch (health/slis.py), read while its events' fields
+    are at hand: an ingest worker sends the pendings back without them."""
+
+    received: float  # the server's received time, epoch seconds
+    skew: float  # received - time of the first event (negative: the producer is ahead)
+    unknown: int  # events whose actor is anonymous
+
+
 @dataclass(slots=True)
 class PreparedBatch:
     tenant: str
     pendings: list[Pending]  # empty when configured stages dropped every event
     dropped: int
+    facts: BatchFacts | None = None  # None when every event was dropped
 
 
 def prepare_batch(job: IngestJob, pipelines: Pipelines) -> PreparedBatch:
@@ -46,4 +58,18 @@ def prepare_batch(job: IngestJob, pipelines: Pipelines) -> PreparedBatch:
     pipelines.apply_schemas(tenant, events, single=single)
     pendings = prepare(events, tenant=tenant, submitter=job.submitter,
                        may_set_tenant=job.is_admin, single=single)
-    return PreparedBatch(tenant, pendings, dropped)
+    return PreparedBatch(tenant, pendings, dropped, batch_facts(pendings))
+
+
+def batch_facts(pendings: list[Pending]) -> BatchFacts | None:
+    if not pendings:
+        return None
+    first = pendings[0].fields
+    received = epoch(first["received"])
+    unknown = sum(1 for p in pendings if p.fields["actor"].get("type") == "anonymous")
+    return BatchFacts(received, received - epoch(first["time"]), unknown)
+
+
+def epoch(stamp: str) -> float:
+    """An RFC 3339 UTC text (format_time's form) as epoch seconds."""
+    return datetime.fromisoformat(stamp).timestamp()

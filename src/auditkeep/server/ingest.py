@@ -93,7 +93,8 @@ async def post_events(request: Request) -> Response:
     response = receipts_response(batch.tenant, result, **extra)
     if slis is not None:  # once per request: latency, skew, counts (health/slis.py)
         new = sum(1 for r in result.receipts if not r.duplicate)
-        slis.committed(batch.tenant, API_SOURCE, batch.pendings, new, result.size)
+        slis.committed(batch.tenant, API_SOURCE, len(batch.pendings), new, result.size,
+                       batch.facts)
         slis.ingest_request(API_SOURCE, response.status_code)
     return response
 

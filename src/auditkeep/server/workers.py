@@ -32,7 +32,7 @@ import orjson
 from auditkeep.errors import AuditkeepError, Pushback
 from auditkeep.pipeline.prepare import Pending
 from auditkeep.privacy.pseudonyms import PSEUDONYM_SECRET
-from auditkeep.server.batches import IngestJob, PreparedBatch, prepare_batch
+from auditkeep.server.batches import BatchFacts, IngestJob, PreparedBatch, prepare_batch
 from auditkeep.server.pipelines import Pipelines
 
 if TYPE_CHECKING:  # a worker process need not import the configuration's loaders
@@ -244,13 +244,15 @@ def encode_batch(batch: PreparedBatch) -> tuple[Any, ...]:
             orjson.dumps([p.personal for p in ps]),
             array.array("q", [p.dedup_key for p in ps]).tobytes(),
             [p.entry_head for p in ps], [p.entry_tail for p in ps],
-            [p.subjects for p in ps] if any(p.subjects for p in ps) else None)
+            [p.subjects for p in ps] if any(p.subjects for p in ps) else None,
+            None if batch.facts is None else (batch.facts.received, batch.facts.skew,
+                                              batch.facts.unknown))
 
 
 def decode_batch(cols: tuple[Any, ...]) -> PreparedBatch:
     """Pendings as the worker prepared them. Their `fields` are left empty: nothing after
     `prepare` reads them (the entry is `entry_head`, seq, `entry_tail`)."""
-    tenant, dropped, ids, flags, digests, personal, keys, heads, tails, subjects = cols
+    tenant, dropped, ids, flags, digests, personal, keys, heads, tails, subjects, facts = cols
     if not heads:
         return PreparedBatch(tenant, [], dropped)
     empty = _EMPTY
@@ -262,7 +264,8 @@ def decode_batch(cols: tuple[Any, ...]) -> PreparedBatch:
     if subjects is not None:
         for pending, keys_of in zip(pendings, subjects, strict=True):
             pending.subjects = tuple(keys_of)
-    return PreparedBatch(tenant, pendings, dropped)
+    return PreparedBatch(tenant, pendings, dropped,
+                         None if facts is None else BatchFacts(*facts))
 
 
 _K = TypeVar("_K")
