@@ -196,6 +196,9 @@ class Node:
         if self.index is not None:
             self.index.close()
         self.store.close()
+        readiness = self.options.get("readiness")
+        if readiness is not None:
+            readiness.close()
 
 
 def open_node(

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import time
 import warnings
+from pathlib import Path
+from typing import Any
+
+import httpx
 
 from auditkeep.datadir import DataDir, open_node
 from auditkeep.health.ready import Readiness
 from auditkeep.server.app import create_app
+from tests.bus.test_client import NATS_SERVER, PrivateNats
+from tests.conftest import start_server
+from tests.services import missing
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
@@ -76,3 +84,75 @@ class TestReadyz:
         finally:
             del n.store.get_log
             n.close()
+
+
+class TestConfig:
+    def test_the_readiness_section_sets_the_thresholds(self, data_dir: DataDir) -> None:
+        from auditkeep.pipeline.config import parse_config
+
+        cfg = parse_config("readiness: {storage_timeout: 5s, max_lag_events: 500, "
+                           "max_lag_seconds: 2m, bus_timeout: 3s, retry_after: 9}\n")
+        n = open_node(data_dir, indexer="none")
+        try:
+            n.options["config"] = cfg
+            from auditkeep.health.ready import readiness
+
+            r = readiness(n)
+            assert (r.storage_timeout, r.max_lag_events, r.max_lag_seconds, r.bus_timeout,
+                    r.retry_after) == (5.0, 500, 120.0, 3.0, 9)
+            assert parse_config("{}\n").readiness.max_lag_events == 10_000
+        finally:
+            n.close()
+
+    def test_every_bad_threshold_is_named(self) -> None:
+        from auditkeep.errors import ConfigError
+        from auditkeep.pipeline.config import parse_config
+
+        try:
+            parse_config("readiness: {storage_timeout: soon, max_lag_events: -1, "
+                         "retry_after: 0, lag: 3}\n")
+        except ConfigError as exc:
+            text = str(exc)
+        else:
+            raise AssertionError("accepted")
+        for at in ("readiness.storage_timeout", "readiness.max_lag_events",
+                   "readiness.retry_after", "lag"):
+            assert at in text, text
+
+
+class TestBus:
+    def test_a_lost_bus_is_not_ready_and_ready_again_once_it_is_back(
+            self, tmp_path: Path, pg_url: str, bus_prefix: str) -> None:
+        if not Path(NATS_SERVER).exists():
+            missing("no nats-server binary to start a private NATS server")
+        nats = PrivateNats(tmp_path)
+        nats.start()
+        data = DataDir(tmp_path / "data")
+        s = start_server(data, "--storage", pg_url, "--bus", nats.url, "--bus-stream",
+                         bus_prefix, "--role", "ingest", "--ingest-workers", "0",
+                         "--pii-scan-interval", "0")
+        try:
+            r = httpx.get(s.url + "/readyz", timeout=10)
+            assert r.status_code == 200, r.text
+            assert r.json()["checks"]["bus"] == {"ok": True, "stream": bus_prefix}
+            nats.stop()
+            body = eventually_status(s.url, 503)
+            assert body["failing"] == ["bus"]
+            detail = body["checks"]["bus"]["detail"]
+            assert detail.startswith(("not connected to NATS", f"stream {bus_prefix}")), detail
+            nats.start()  # same port and store: the client reconnects by itself
+            assert eventually_status(s.url, 200)["checks"]["bus"]["ok"] is True
+        finally:
+            s.stop()
+            nats.stop()
+
+
+def eventually_status(url: str, status: int, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = httpx.get(url + "/readyz", timeout=10)
+        if r.status_code == status:
+            return dict(r.json())
+        if time.monotonic() > deadline:
+            raise AssertionError(f"/readyz stayed {r.status_code}: {r.text}")
+        time.sleep(0.2)

@@ -34,6 +34,20 @@ class Readiness:
     _pool: concurrent.futures.ThreadPoolExecutor = field(
         default_factory=lambda: concurrent.futures.ThreadPoolExecutor(1, "readyz"))
 
+    @classmethod
+    def configured(cls, n: Node) -> Readiness:
+        """The thresholds of the node's `readiness:` configuration, or the defaults."""
+        config = n.options.get("config")
+        r = getattr(config, "readiness", None)
+        if r is None:
+            return cls()
+        return cls(r.storage_timeout, r.max_lag_events, r.max_lag_seconds, r.bus_timeout,
+                   r.retry_after)
+
+    def close(self) -> None:
+        """Let the probe thread go (it may still be blocked in a hung read)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     def check(self, n: Node) -> tuple[bool, dict[str, Check]]:
         """(ready, every check by name). Blocking: call it off the event loop."""
         checks = {"storage": self._storage(n), "index": self._index(n)}
@@ -100,5 +114,5 @@ def readiness(n: Node) -> Readiness:
     """The node's readiness settings (n.options["readiness"], made on first use)."""
     found: Readiness | None = n.options.get("readiness")
     if found is None:
-        found = n.options.setdefault("readiness", Readiness())
+        found = n.options.setdefault("readiness", Readiness.configured(n))
     return found

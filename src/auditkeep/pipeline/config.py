@@ -33,9 +33,11 @@ from auditkeep.pipeline.config_keeping import (
 from auditkeep.pipeline.config_ops import (
     DEFAULT_SLOS,
     CanaryConfig,
+    ReadinessConfig,
     SelfAuditConfig,
     SloConfig,
     parse_canary,
+    parse_readiness,
     parse_self_audit,
     parse_slos,
 )
@@ -255,6 +257,7 @@ class ServerConfig:
     slos: tuple[SloConfig, ...] = DEFAULT_SLOS  # docs/slos.md
     canary: CanaryConfig = field(default_factory=CanaryConfig)
     self_audit: SelfAuditConfig = field(default_factory=SelfAuditConfig)
+    readiness: ReadinessConfig = field(default_factory=ReadinessConfig)
 
     def stages_for(self, tenant: str) -> tuple[StageConfig, ...]:
         """The stage configs that run for `tenant`, in order."""
@@ -481,7 +484,7 @@ def _show(value: Any) -> str:
 
 
 TOP_KEYS = ("server", "sources", "pipeline", "schema_violations", "tenants", "retention",
-            "archive", "witnesses", "slos", "canary", "self_audit")
+            "archive", "witnesses", "slos", "canary", "self_audit", "readiness")
 SERVER_KEYS = ("origin_prefix",)
 TENANT_KEYS = ("pipeline", "extends", "schema_violations")
 _ORIGIN = re.compile(r"^[\x21-\x7e]+$")  # one line of a signed note: printable, no spaces
@@ -514,7 +517,8 @@ def _server_config(c: _Check, data: Any, base: Path) -> ServerConfig:
                         witnesses=parse_witnesses(c, data.get("witnesses")),
                         slos=parse_slos(c, data.get("slos")),
                         canary=parse_canary(c, data.get("canary")),
-                        self_audit=parse_self_audit(c, data.get("self_audit")))
+                        self_audit=parse_self_audit(c, data.get("self_audit")),
+                        readiness=parse_readiness(c, data.get("readiness")))
 
 
 def _tenants(c: _Check, value: Any) -> dict[str, TenantConfig]:

@@ -63,6 +63,17 @@ class SelfAuditConfig:
     full_verify: float | None = 86_400.0
 
 
+@dataclass(frozen=True, slots=True)
+class ReadinessConfig:
+    """`readiness:` (docs/operations.md "Readiness"): when `/readyz` says not ready."""
+
+    storage_timeout: float = 2.0  # a store read slower than this: not ready
+    max_lag_events: int = 10_000  # the search index this far behind a log: not ready
+    max_lag_seconds: float = 60.0  # ... or behind for longer than this
+    bus_timeout: float = 2.0  # the bus's stream not answering within this: not ready
+    retry_after: int = 5  # the 503's Retry-After (s)
+
+
 _TENANT = re.compile(r"^[a-z0-9-]{1,63}$")
 
 
@@ -160,3 +171,34 @@ def parse_self_audit(c: _Check, value: Any) -> SelfAuditConfig:
         got = c.number((*at, "spot_checks"), obj["spot_checks"], 0, 100_000)
         spots = 64 if got is None else int(got)
     return SelfAuditConfig(every, spots, full)
+
+
+_READINESS_SECONDS = {"storage_timeout": (0.1, 2.0), "max_lag_seconds": (1.0, 60.0),
+                      "bus_timeout": (0.1, 2.0)}
+
+
+def parse_readiness(c: _Check, value: Any) -> ReadinessConfig:
+    if value is None:
+        return ReadinessConfig()
+    at = ("readiness",)
+    obj = c.mapping(at, value, "a mapping (storage_timeout, max_lag_events, "
+                               "max_lag_seconds, bus_timeout, retry_after)")
+    c.keys(at, obj, ("storage_timeout", "max_lag_events", "max_lag_seconds", "bus_timeout",
+                     "retry_after"))
+    seconds: dict[str, float] = {}
+    for key, (least, default) in _READINESS_SECONDS.items():
+        raw = obj.get(key)
+        got = parse_duration(raw) if raw is not None else default
+        if got is None or got < least:
+            c.fail((*at, key), f"expected a duration of at least {least:g}s (2s, 1m), "
+                               f"got {raw!r}")
+            got = default
+        seconds[key] = got
+    lag = c.number((*at, "max_lag_events"), obj.get("max_lag_events"), 0, 10**12) \
+        if "max_lag_events" in obj else None
+    retry = c.number((*at, "retry_after"), obj.get("retry_after"), 1, 3600) \
+        if "retry_after" in obj else None
+    return ReadinessConfig(seconds["storage_timeout"],
+                           10_000 if lag is None else int(lag),
+                           seconds["max_lag_seconds"], seconds["bus_timeout"],
+                           5 if retry is None else int(retry))
