@@ -145,16 +145,16 @@ class Node:
 
     def start_background(self) -> None:
         """Detection, the scheduled PII scan, witnessing, the archiver, retention,
-        the SLO evaluator and the self-audit (those set up)."""
+        the SLO evaluator, the self-audit and the canary (those set up)."""
         for name in ("detection", "pii_scan", "witness", "archive", "retention", "slo",
-                     "self_audit"):
+                     "self_audit", "canary"):
             job = self.options.get(name)
             if job is not None:
                 job.start()
 
     def stop_background(self) -> None:
-        for name in ("self_audit", "slo", "retention", "archive", "witness", "pii_scan",
-                     "detection"):
+        for name in ("canary", "self_audit", "slo", "retention", "archive", "witness",
+                     "pii_scan", "detection"):
             job = self.options.get(name)
             if job is not None:
                 job.stop()
@@ -163,6 +163,9 @@ class Node:
         leased = self.options.pop("leased", None)
         if leased is not None:
             leased.stop()
+        canary = self.options.get("canary")
+        if canary is not None:  # first: it raises alerts, and its server has stopped
+            canary.stop()
         audit = self.options.get("self_audit")
         if audit is not None:  # before the store: it reads tiles and entries
             audit.stop()
@@ -260,9 +263,12 @@ def _open(data: DataDir, store: Backend, origin_prefix: str, with_index: bool,
 def node_slis(store: Backend, index: SearchIndex | PgSearchIndex | None) -> Any:
     """The node's SLIs (health/slis.py); "searchable" follows the search index."""
     from auditkeep.health.slis import Slis
+    from auditkeep.health.storage_sli import StorageSizes
     from auditkeep.query.indexer import index_lag
 
     slis = Slis()
+    sizes = StorageSizes(store.stored_bytes)
+    slis.add_collector(sizes.families)
     if index is not None:
         slis.follow_index(lambda: {name: lag["indexed"]
                                    for name, lag in index_lag(store, index).items()})

@@ -17,6 +17,7 @@ from auditkeep.pipeline.prepare import format_time
 from auditkeep.server.app import create_app
 from auditkeep.server.batches import BatchFacts
 from tests.conftest import start_server
+from tests.server.test_sources_k8s import EVENT_LIST
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
@@ -139,10 +140,15 @@ class TestRealServer:
                 batch[1]["actor"] = {"id": "anonymous", "type": "anonymous"}
                 r = c.post("/v1/events", json=batch)
                 assert r.status_code == 201, r.text
+                r = c.post("/v1/sources/k8s", content=EVENT_LIST,
+                           headers={"Content-Type": "application/json"})
+                assert r.status_code == 201, r.text
+                assert c.post("/v1/sources/k8s", content=b"{").status_code == 400
+                assert c.get("/v1/events/w1").status_code == 200  # an _access record
                 text = c.get("/metrics").text
         finally:
             s.stop()
-        assert named(text, "auditkeep_ingested_events_total")[(("tenant", "default"),)] == 4
+        assert named(text, "auditkeep_ingested_events_total")[(("tenant", "default"),)] == 8
         assert named(text, "auditkeep_unknown_actor_events_total")[
             (("tenant", "default"),)] == 1
         lat = named(text, "auditkeep_delivery_latency_seconds_count")
@@ -151,3 +157,10 @@ class TestRealServer:
         assert skew[(("le", "-3600.0"), ("source", "api"))] == 1  # the first event's
         requests = named(text, "auditkeep_ingest_requests_total")
         assert requests[(("code", "2xx"), ("source", "api"))] == 1
+        # the sources' routes count under their own name, refusals included
+        assert requests[(("code", "2xx"), ("source", "k8s"))] == 1
+        assert requests[(("code", "4xx"), ("source", "k8s"))] == 1
+        assert lat[(("source", "k8s"), ("stage", "committed"), ("tenant", "default"))] == 4
+        assert named(text, "auditkeep_access_records_total")[(("action", "event"),)] == 1
+        stored = named(text, "auditkeep_storage_bytes")[(("tenant", "default"),)]
+        assert stored > len(EVENT_LIST)  # the raw originals are stored too

@@ -718,6 +718,23 @@ class TestFencedAppend:
         assert info is not None and info.bus_seq == 3
 
 
+class TestStoredBytes:
+    def test_bytes_per_log_grow_with_entries_and_raws(self, store: Backend) -> None:
+        a = store.open_log("acme", "o/acme")
+        store.open_log("beta", "o/beta")
+        assert store.stored_bytes() == {"acme": 0, "beta": 0}
+        tree = merkle.CompactTree()
+        commit(store, a.id, tree, 300)
+        first = store.stored_bytes()
+        assert first["acme"] > 32 * 300 and first["beta"] == 0  # digests alone are 32 B
+        # incompressible, so even a backend that compresses raws stores ~5,000 bytes
+        raw = b"".join(hashlib.sha256(b"%d" % i).digest() for i in range(157))[:5000]
+        commit(store, a.id, tree, 1, raws={300: ("k8s.audit", raw)})
+        after = store.stored_bytes()
+        assert after["acme"] >= first["acme"] + 5000
+        assert after["beta"] == 0
+
+
 class TestPurge:
     """Retention purge: entry bytes go, leaves, tiles and checkpoints stay."""
 

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from auditkeep.datadir import Node
 from auditkeep.errors import AuditkeepError
-from auditkeep.pipeline.config import ServerConfig, SourcesConfig
+from auditkeep.pipeline.config import API_SOURCE, ServerConfig, SourcesConfig
 from auditkeep.pipeline.schemas import ActionSchemas
 from auditkeep.privacy.pseudonyms import PSEUDONYM_SECRET
 from auditkeep.server import ops, problems
@@ -61,20 +61,24 @@ async def openapi(request: Request) -> Response:
 
 
 def source_routes(config: ServerConfig | None) -> list[Route]:
-    """The HTTP sources the configuration turns on (all but syslog by default)."""
+    """The HTTP sources the configuration turns on (all but syslog by default). Each
+    route's name is `ingest:<source>`: the SLIs count its answers under that source."""
     sources = config.sources if config is not None else SourcesConfig()
     routes = []
     if sources.k8s.enabled:
         routes.append(Route("/v1/sources/k8s", k8s_endpoint(K8sEventMapper(sources.k8s.stages)),
-                            methods=["POST"]))
+                            methods=["POST"], name="ingest:k8s"))
     if sources.cloudtrail.enabled:
-        routes.append(Route("/v1/sources/cloudtrail", post_cloudtrail, methods=["POST"]))
+        routes.append(Route("/v1/sources/cloudtrail", post_cloudtrail, methods=["POST"],
+                            name="ingest:cloudtrail"))
     if sources.gcp.enabled:
-        routes.append(Route("/v1/sources/gcp", post_gcp, methods=["POST"]))
+        routes.append(Route("/v1/sources/gcp", post_gcp, methods=["POST"], name="ingest:gcp"))
     if sources.otlp.enabled:
-        routes.append(Route("/v1/otlp/v1/logs", post_otlp_logs, methods=["POST"]))
+        routes.append(Route("/v1/otlp/v1/logs", post_otlp_logs, methods=["POST"],
+                            name="ingest:otlp"))
     for g in sources.generic:
-        routes.append(Route(g.path, generic_endpoint(g.mapping()), methods=["POST"]))
+        routes.append(Route(g.path, generic_endpoint(g.mapping()), methods=["POST"],
+                            name=f"ingest:generic.{g.name}"))
     return routes
 
 
@@ -133,22 +137,28 @@ def create_app(n: Node) -> Starlette:
         *ui_routes(),  # last: the API's routes win
     ]
 
-    async def on_error(request: Request, exc: Exception) -> Response:
-        if request.method == "POST" and request.url.path == "/v1/events":
-            status = exc.status if isinstance(exc, AuditkeepError) else 500
+    # Ingest paths and their SLI source names: refusals are counted where they are made.
+    ingest_sources = {"/v1/events": API_SOURCE, **{
+        r.path: r.name.removeprefix("ingest:") for r in routes
+        if isinstance(r, Route) and r.name.startswith("ingest:")}}
+
+    def count_refusal(request: Request, status: int) -> None:
+        source = ingest_sources.get(request.url.path)
+        if request.method != "POST" or source is None:
+            return
+        if source == API_SOURCE:
             n.rejections[status] = n.rejections.get(status, 0) + 1
-            slis = n.options.get("slis")
-            if slis is not None:
-                slis.ingest_request("api", status)
+        slis = n.options.get("slis")
+        if slis is not None:
+            slis.ingest_request(source, status)
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        count_refusal(request, exc.status if isinstance(exc, AuditkeepError) else 500)
         return await problems.handle_auditkeep_error(request, exc)
 
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        if request.method == "POST" and request.url.path == "/v1/events":
-            n.rejections[500] = n.rejections.get(500, 0) + 1
-            slis = n.options.get("slis")
-            if slis is not None:
-                slis.ingest_request("api", 500)
+        count_refusal(request, 500)
         return problems.problem(500, "internal", "Internal error",
                                 "the server failed; nothing of this request was acknowledged",
                                 request.url.path)

@@ -51,6 +51,9 @@ def append_access(n: Node, who: Principal, tenant: str, action: str,
     )
     owner = tenant_of(tenant)  # reads of T._access are recorded in T._access too
     pendings = prepare([event], tenant=owner, submitter=who.id, may_set_tenant=True)
+    slis = n.options.get("slis")
+    if slis is not None:  # the audit-access SLI (auditkeep_access_records)
+        slis.access(action)
     return n.logs.append(access_log_name(owner), pendings)
 
 

@@ -24,6 +24,7 @@ from auditkeep.errors import FieldProblem, PayloadTooLarge, ValidationError
 from auditkeep.log.sequencer import AppendResult
 from auditkeep.pipeline.prepare import prepare
 from auditkeep.pipeline.validate import check_utf8, decode_events, problem_from_msgspec
+from auditkeep.server.batches import batch_facts
 from auditkeep.server.context import caller, json_response, node, pipelines
 from auditkeep.server.ingest import read_body, receipts_response
 from auditkeep.sources import cloudtrail, gcp, otlp
@@ -180,6 +181,9 @@ async def sequence_mapped(request: Request, mapped: Sequence[Mapped], source: st
     pipelines(request).count_redactions(tenant, [ev for ev, _, _ in kept])
     extra = {"filtered": filtered, **({"dropped": dropped} if dropped else {})}
     if not kept:
+        slis = node(request).options.get("slis")
+        if slis is not None:
+            slis.ingest_request(source, 200)
         return tenant, None, extra
     try:
         events = decode_events(orjson.dumps([ev for ev, _, _ in kept]), ndjson=False)
@@ -189,7 +193,13 @@ async def sequence_mapped(request: Request, mapped: Sequence[Mapped], source: st
     pipelines(request).apply_schemas(tenant, events, single=False)
     pendings = prepare(events, tenant=tenant, submitter=who.id, may_set_tenant=False,
                        raws=[(fmt, data) for _, fmt, data in kept])
-    result = await asyncio.wrap_future(node(request).logs.append(tenant, pendings))
+    n = node(request)
+    result = await asyncio.wrap_future(n.logs.append(tenant, pendings))
+    slis = n.options.get("slis")
+    if slis is not None:  # once per request, as for /v1/events (health/slis.py)
+        new = sum(1 for r in result.receipts if not r.duplicate)
+        slis.committed(tenant, source, len(pendings), new, result.size, batch_facts(pendings))
+        slis.ingest_request(source, 200)
     return tenant, result, extra
 
 

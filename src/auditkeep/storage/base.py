@@ -309,6 +309,11 @@ class Backend(Protocol):
                       ) -> list[PurgedRange]:
         """Purged runs overlapping [start, end), ascending, clipped to it."""
         ...
+    def stored_bytes(self) -> dict[str, int]:
+        """Per log name: the bytes its entries (as stored: compressed bundles and their
+        digests) and raw originals take. For the storage SLI (health/slis.py); indexes
+        and checkpoints are not counted."""
+        ...
     def restore(self, log_id: int, entries: dict[int, bytes]) -> int:
         """Rehydration (archive/): put entry bytes back in place of purged ones and drop
         their purge marks. The caller has checked each entry's leaf hash against the

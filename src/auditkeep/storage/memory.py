@@ -276,6 +276,16 @@ class MemoryBackend:
         with self._lock:
             return runs.clip(self._purged.get(log_id, []), start, end)
 
+    def stored_bytes(self) -> dict[str, int]:
+        with self._lock:  # uncompressed: nothing is encoded in memory
+            out = {}
+            for name, info in self._logs.items():
+                size = sum(sum(map(len, b.entries)) + sum(map(len, b.digests))
+                           for b in self._bundles.get(info.id, []))
+                out[name] = size + sum(len(data) for (log, _), (_, data) in self._raws.items()
+                                       if log == info.id)
+            return out
+
     def restore(self, log_id: int, entries: dict[int, bytes]) -> int:
         with self._lock:
             marks, back = runs.remove(self._purged.get(log_id, []), entries)

@@ -82,6 +82,15 @@ class KeepingRows:
             found = _runs_near(c, log_id, start, _MAX if end is None else end, touching=False)
         return runs.clip(found, start, end)
 
+    def stored_bytes(self) -> dict[str, int]:
+        with self._read("measuring the stored bytes of each log") as c:
+            rows = c.execute(
+                "SELECT l.name, (SELECT coalesce(sum(octet_length(entries) + "
+                "octet_length(digests)), 0) FROM bundles WHERE log_id = l.id) + "
+                "(SELECT coalesce(sum(octet_length(data)), 0) FROM raws WHERE log_id = l.id) "
+                "FROM logs l").fetchall()
+        return {name: int(size) for name, size in rows}
+
     def restore(self, log_id: int, entries: dict[int, bytes]) -> int:
         if not entries:
             return 0
