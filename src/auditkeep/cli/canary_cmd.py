@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import click
-import httpx
 import orjson
 
 from auditkeep.cli.http import resolve_token, url_option
 from auditkeep.cli.main import EXIT_FAILURE, EXIT_USAGE, CliError
 from auditkeep.errors import NoteError
-from auditkeep.health.canary import run_canary
+from auditkeep.health.canary import canary_client, run_canary
 from auditkeep.log.note import Verifier
 
 
@@ -30,8 +29,7 @@ def canary(url: str, token: str | None, tenant: str, timeout: float,
         verifiers = [Verifier.parse(k) for k in trusted] or None
     except NoteError as exc:
         raise CliError(f"--key: {exc.detail}", EXIT_USAGE) from None
-    with httpx.Client(base_url=url.rstrip("/"), timeout=timeout,
-                      headers={"Authorization": f"Bearer {resolve_token(token)}"}) as client:
+    with canary_client(url, resolve_token(token), timeout) as client:
         result = run_canary(client, tenant=tenant, timeout=timeout, verifiers=verifiers)
     if as_json:
         click.echo(orjson.dumps(result.to_json()).decode())

@@ -19,7 +19,7 @@ from auditkeep.datadir import DataDir, Node, data_dir, open_node
 from auditkeep.errors import ConfigError
 from auditkeep.pipeline.config import ServerConfig, load_config
 from auditkeep.pipeline.config_keeping import RetentionConfig
-from auditkeep.pipeline.config_ops import SelfAuditConfig
+from auditkeep.pipeline.config_ops import CanaryConfig, SelfAuditConfig
 from auditkeep.server.app import create_app
 from auditkeep.server.http import header_timeout_protocol
 from auditkeep.server.syslog import SyslogListener, SyslogOptions, parse_address
@@ -192,6 +192,18 @@ def serve(data: str | None, storage: str | None, bus: str | None, role: str, bus
                "'{\"action\":\"orders.delete\",\"actor\":{\"id\":\"alice\",\"type\":\"user\"},"
                "\"outcome\":\"success\",\"resource\":{\"type\":\"order\",\"id\":\"42\"}}'",
                )
+    server: uvicorn.Server | None = None  # set below; the canary runs while it serves
+    canary_cfg = config.canary if config is not None else CanaryConfig()
+    if canary_cfg.every is not None and scale.background:
+        from auditkeep.health.canary_job import CanaryJob, loopback_url
+
+        def serving() -> bool:
+            return server is not None and server.started and not server.should_exit
+
+        n.options["canary"] = CanaryJob(
+            n, loopback_url(host, port), every=canary_cfg.every, tenant=canary_cfg.tenant,
+            timeout=canary_cfg.timeout, serving=serving)
+        click.echo(f"canary: every {canary_cfg.every:g}s, tenant {canary_cfg.tenant}")
     n.start(compact=scale.background)
     listener = _syslog(n, syslog_tcp, syslog_udp, syslog_tenant, syslog_tls_cert,
                        syslog_tls_key)

@@ -65,6 +65,14 @@ def _get(client: httpx.Client, stage: str, path: str, **params: Any) -> httpx.Re
     return resp
 
 
+def canary_client(url: str, token: str, timeout: float, *, trust_env: bool = True
+                  ) -> httpx.Client:
+    """The client `run_canary` takes: `url`'s API with `token`, requests bounded by
+    `timeout` (the CLI's and the built-in schedule's, health/canary_job.py)."""
+    return httpx.Client(base_url=url.rstrip("/"), timeout=timeout, trust_env=trust_env,
+                        headers={"Authorization": f"Bearer {token}"})
+
+
 def run_canary(client: httpx.Client, *, tenant: str = "canary", timeout: float = 30.0,
                verifiers: Sequence[Verifier] | None = None, poll: float = 0.05
                ) -> CanaryResult:
@@ -86,7 +94,13 @@ def _run(client: httpx.Client, result: CanaryResult, tenant: str, timeout: float
         keys = _get(client, "checkpoint", "/v1/keys").json()["keys"]
         verifiers = [Verifier.parse(k["verifier"]) for k in keys]
     held = None
-    before = client.get(f"{log}/checkpoint")
+    try:
+        before = client.get(f"{log}/checkpoint")
+    except httpx.HTTPError as exc:
+        raise CanaryFailed("checkpoint", f"GET {log}/checkpoint: {exc}") from None
+    if before.status_code >= 400 and before.status_code != 404:  # 404: no log yet
+        raise CanaryFailed("checkpoint", f"GET {log}/checkpoint: HTTP {before.status_code} "
+                                         f"{before.text[:200]}")
     if before.status_code == 200:  # a tenant's first canary has no log yet
         try:
             held, _ = open_checkpoint(before.text, verifiers)
@@ -102,7 +116,11 @@ def _run(client: httpx.Client, result: CanaryResult, tenant: str, timeout: float
         raise CanaryFailed("emit", str(exc)) from None
     if resp.status_code >= 400:
         raise CanaryFailed("emit", f"HTTP {resp.status_code} {resp.text[:200]}")
-    result.seq = int(resp.json()["receipts"][0]["seq"])
+    try:
+        result.seq = int(resp.json()["receipts"][0]["seq"])
+    except (ValueError, LookupError, TypeError):
+        # No receipt: a configured stage (e.g. sampling) dropped it, or not our API.
+        raise CanaryFailed("emit", f"no receipt in the answer: {resp.text[:200]}") from None
     result.latencies["committed"] = time.monotonic() - started
     deadline = started + timeout
     query = f'id:"{result.id}"'

@@ -189,6 +189,8 @@ async def status(request: Request) -> Response:
         else n.options["retention"].status(),
         "self_audit": None if n.options.get("self_audit") is None
         else n.options["self_audit"].status(),
+        "canary": None if n.options.get("canary") is None
+        else n.options["canary"].status(),
     })
 
 
