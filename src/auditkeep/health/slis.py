@@ -76,6 +76,24 @@ class _Hist:
         bucket bound <= `bound` (conservative when `bound` falls between two)."""
         return sum(self.counts[: bisect.bisect_right(self.bounds, bound)])
 
+    def quantile(self, q: float) -> float | None:
+        """The q-quantile as Prometheus' histogram_quantile estimates it from the same
+        buckets (linear within its bucket; the largest bound when it lies above every
+        bound), so the UI's figures match Grafana's; None without observations."""
+        n = self.count()
+        if n == 0:
+            return None
+        rank, running = q * n, 0
+        for i, c in enumerate(self.counts):
+            if c and running + c >= rank:
+                if i == len(self.bounds):
+                    return self.bounds[-1]
+                upper = self.bounds[i]
+                lower = self.bounds[i - 1] if i else min(0.0, upper)
+                return lower + (upper - lower) * (rank - running) / c
+            running += c
+        return self.bounds[-1]
+
     def buckets(self) -> list[tuple[str, float]]:
         out: list[tuple[str, float]] = []
         running = 0
@@ -350,6 +368,30 @@ class Slis(Collector):
             if values:
                 out[source] = {"samples": len(values), "p50": round(values[len(values) // 2], 3),
                                "min": round(values[0], 3), "max": round(values[-1], 3)}
+        return out
+
+    def latency_summary(self, qs: Sequence[float] = (0.5, 0.99)
+                        ) -> dict[str, dict[str, dict[str, float | int | None]]]:
+        """Since start, per delivery stage and per query kind: the count and the
+        `qs` quantiles (keys "p50", "p99", ...) estimated from the buckets, summed over
+        tenants and sources as the Grafana dashboard's histogram_quantile sums them."""
+        self._advance_quietly()
+        with self._lock:
+            groups: dict[str, dict[str, _Hist]] = {"delivery": {}, "query": {}}
+            for (stage, _, _), h in self._delivery.items():
+                agg = groups["delivery"].setdefault(stage, _Hist(DELIVERY_BUCKETS))
+                agg.add(h)
+            for kind, h in self._queries.items():
+                groups["query"].setdefault(kind, _Hist(QUERY_BUCKETS)).add(h)
+        out: dict[str, dict[str, dict[str, float | int | None]]] = {}
+        for group, hists in groups.items():
+            out[group] = {}
+            for name, h in sorted(hists.items()):
+                row: dict[str, float | int | None] = {"count": h.count()}
+                for q in qs:
+                    v = h.quantile(q)
+                    row[f"p{q * 100:g}"] = None if v is None else round(v, 4)
+                out[group][name] = row
         return out
 
     def fold(self, tenant: str, top: set[str]) -> str:

@@ -1,14 +1,17 @@
-"""`GET /v1/dashboards/{executive|oncall|debug}`: the panels the UI draws, computed from
-live data — the search index for what happened, the node's counters for how ingest runs.
+"""`GET /v1/dashboards/{executive|oncall|debug|operations}`: the panels the UI draws,
+computed from live data — the search index for what happened, the node's counters for
+how ingest runs.
 
 A panel is `{id, title, kind: stat|table|series|bars, value?, unit?, columns?, rows?,
-points?, note?}`. Counts come from the caller's tenant; node-wide counters (refused
-requests) only for admin tokens, since they mix every tenant."""
+points?, note?, state?}`. Counts come from the caller's tenant; node-wide counters
+(refused requests) only for admin tokens, since they mix every tenant; the operations
+board (dashboards_ops.py) is all node-wide, so admin tokens only."""
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -23,6 +26,7 @@ from auditkeep.query.lang import parse
 from auditkeep.server import params, polls
 from auditkeep.server.aggregate import iso
 from auditkeep.server.context import caller, json_response, node, pipelines, record_access
+from auditkeep.server.dashboards_ops import operations
 from auditkeep.server.reads import log_for
 
 HOUR_US = 3_600_000_000
@@ -155,8 +159,10 @@ def debug(b: _Board) -> list[Panel]:
     ]
 
 
-BOARDS: dict[str, Callable[[_Board], list[Panel]]] = {
-    "executive": executive, "oncall": oncall, "debug": debug}
+BOARDS: dict[str, Callable[[_Board], list[Panel] | Awaitable[list[Panel]]]] = {
+    "executive": executive, "oncall": oncall, "debug": debug, "operations": operations}
+#: Boards of node-wide figures only: a tenant's token gets 403 rather than an empty board.
+ADMIN_BOARDS = frozenset({"operations"})
 
 
 async def dashboard(request: Request) -> Response:
@@ -168,8 +174,11 @@ async def dashboard(request: Request) -> Response:
     build = BOARDS.get(name)
     if build is None:
         raise NotFoundError(f"no dashboard {name!r}; there are {', '.join(BOARDS)}")
+    if name in ADMIN_BOARDS:
+        who.require("admin")
     tenant = log_for(who, request.query_params.get("tenant"))
-    panels = build(_Board(request, tenant, who.is_admin))
+    built = build(_Board(request, tenant, who.is_admin))
+    panels = await built if inspect.isawaitable(built) else built
     if session is None:
         await record_access(request, who, tenant, "dashboard", {"name": name}, len(panels))
     else:

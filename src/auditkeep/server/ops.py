@@ -183,6 +183,9 @@ async def status(request: Request) -> Response:
         "ingest": _ingest_status(n),
         "detection": _detection_status(n),
         "pii_scan": _pii_status(n),
+        # per source: received - time over its recent requests (negative: producer ahead)
+        "clock_skew": None if n.options.get("slis") is None
+        else n.options["slis"].skew_summary(),
         "scale": _scale_status(n),
         "witnesses": _witness_status(n),
         "retention": None if n.options.get("retention") is None

@@ -4,7 +4,8 @@ import * as api from '../api.js';
 import { h, replace, s, status } from '../dom.js';
 import { text, time } from '../format.js';
 
-const BOARDS = [['executive', 'Executive'], ['oncall', 'On-call'], ['debug', 'Debug']];
+// operations: node-wide (SLOs, SLIs, readiness, clock skew), so admin tokens only.
+const BOARDS = [['executive', 'Executive'], ['oncall', 'On-call'], ['debug', 'Debug'], ['operations', 'Operations']];
 const REFRESH_MS = 10_000;
 
 function statPanel(p) {
@@ -15,7 +16,7 @@ function statPanel(p) {
 function tablePanel(p) {
   return h('div', { class: 'table-scroll' }, h('table', {},
     h('thead', {}, h('tr', {}, (p.columns ?? []).map((c) => h('th', { scope: 'col' }, c)))),
-    h('tbody', {}, (p.rows ?? []).map((row) => h('tr', {}, row.map((v) => h('td', {}, text(v))))))));
+    h('tbody', {}, (p.rows ?? []).map((row) => h('tr', {}, row.map((v) => h('td', {}, v === null ? '—' : text(v))))))));
 }
 
 function seriesPanel(p) {
@@ -50,8 +51,10 @@ const KINDS = { stat: statPanel, table: tablePanel, series: seriesPanel, bars: b
 
 function panel(p) {
   const body = KINDS[p.kind] ?? (() => h('pre', {}, JSON.stringify(p, null, 2)));
-  return h('section', { class: `card panel panel-${p.kind}`, 'data-panel': p.id, 'aria-labelledby': `panel-${p.id}` },
-    h('h2', { id: `panel-${p.id}` }, p.title), body(p), p.note ? h('p', { class: 'hint' }, p.note) : null);
+  // state (ok | warning | critical), where a panel judges its figures, is a badge beside the title.
+  const badge = p.state && p.state !== 'ok' ? h('span', { class: 'badge', 'data-state': p.state }, p.state) : null;
+  return h('section', { class: `card panel panel-${p.kind}`, 'data-panel': p.id, 'data-state': p.state ?? null, 'aria-labelledby': `panel-${p.id}` },
+    h('h2', { id: `panel-${p.id}` }, p.title, badge ? ' ' : null, badge), body(p), p.note ? h('p', { class: 'hint' }, p.note) : null);
 }
 
 export function render(main, { params: [name] }) {
@@ -72,7 +75,8 @@ export function render(main, { params: [name] }) {
       replace(updated, `Generated ${time(board.generated)} · refreshes every 10 s`);
     } catch (err) {
       if (!alive) return;
-      replace(grid, status(err.status === 404 ? `No dashboard named ${name} on this server.` : err.message, 'error'));
+      const why = { 404: `No dashboard named ${name} on this server.`, 403: `The ${name} dashboard shows node-wide figures: it needs an admin token.` };
+      replace(grid, status(why[err.status] ?? err.message, 'error'));
     }
   };
   load(false);
