@@ -29,8 +29,11 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One browser a module, not a session: Playwright's sync API keeps an asyncio loop
+    running on the main thread while it is open, and under `make test` (pytest-xdist,
+    files spread over workers) a later file of the same worker calls asyncio.run()."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

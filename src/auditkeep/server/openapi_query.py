@@ -84,9 +84,10 @@ QUERY_PATHS: dict[str, Any] = {
                     "content": {"application/problem+json": {}}},
             **_ERRORS}}},
     "/v1/dashboards/{name}": {"get": {
-        "summary": "A dashboard's panels from live data: executive, oncall or debug",
+        "summary": "A dashboard's panels from live data: executive, oncall, debug or "
+                   "operations (node-wide SLOs and SLIs: admin tokens only, else 403)",
         "parameters": [{"name": "name", "in": "path", "required": True,
-                        "schema": {"enum": ["executive", "oncall", "debug"]}},
+                        "schema": {"enum": ["executive", "oncall", "debug", "operations"]}},
                        _q("tenant", "admin tokens only"), _POLL],
         "responses": {"200": {"description": "{name, tenant, generated, panels}"},
                       **_ERRORS}}},
