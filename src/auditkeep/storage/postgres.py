@@ -27,7 +27,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
-from auditkeep.errors import ConfigError, CorruptionError, FencedError, StorageError
+from auditkeep.errors import ConfigError, CorruptionError, FencedError, StorageError, StorageFull
 from auditkeep.log.merkle import EMPTY_ROOT
 from auditkeep.storage.base import (
     TILE_WIDTH,
@@ -71,9 +71,15 @@ _Conn = psycopg.Connection[tuple[Any, ...]]
 
 @contextlib.contextmanager
 def mapped_errors(what: str) -> Iterator[None]:
-    """Translate psycopg exceptions (pool timeouts included) into StorageError."""
+    """Translate psycopg exceptions (pool timeouts included) into StorageError, and
+    StorageFull for the server's disk_full (SQLSTATE 53100: the transaction was rolled
+    back, so the write may be retried once space is freed)."""
     try:
         yield
+    except psycopg.errors.DiskFull as exc:
+        raise StorageFull(f"{what}: PostgreSQL's disk is full; nothing of this write was "
+                          f"stored (free space: docs/runbooks/disk-full.md): "
+                          f"{_first_line(exc)}") from exc
     except psycopg.Error as exc:
         raise StorageError(f"{what}: {_first_line(exc)}") from exc
 
