@@ -20,6 +20,7 @@ from auditkeep.datadir import DataDir, open_node
 from auditkeep.detect.service import Detection
 from auditkeep.health.slo import SloEvaluator
 from auditkeep.pipeline.config_ops import DEFAULT_SLOS
+from auditkeep.privacy.scan import PiiScanJob
 from auditkeep.server.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +49,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     n = open_node(DataDir(tmp / "data"), indexer="thread")
     try:
         n.options["detection"] = Detection(n.store, n.logs, rules)
+        n.options["pii_scan"] = PiiScanJob(n.store, interval=3600)  # never started
         n.options["slo"] = SloEvaluator(DEFAULT_SLOS, {s.name: lambda: (1.0, 1.0)
                                                        for s in DEFAULT_SLOS},
                                         lambda **kw: None)
