@@ -8,19 +8,22 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 
 from auditkeep.datadir import DataDir
 from tests.conftest import start_server
-from tests.reliability.conftest import SmallDisk, _can_mount
-from tests.server.helpers import event
+from tests.reliability.conftest import (
+    SmallDisk,
+    _can_mount,
+    assert_storage_full,
+    ingest_until_full,
+    post_until_accepted,
+)
 from tests.services import PG_URL
 
 
@@ -62,36 +65,14 @@ def test_a_full_postgresql_disk_answers_507_loses_nothing_and_recovers(
     url, disk = pg_on_small_disk
     srv = start_server(DataDir(tmp_path / "data"), "--storage", url, "--ingest-workers", "0",
                        "--pii-scan-interval", "0")
-    acked: dict[str, int] = {}
-    full: list[httpx.Response] = []
     try:
         with srv.client() as c:
-            n = 0
-            deadline = time.monotonic() + 90
-            while len(full) < 3 and time.monotonic() < deadline:
-                batch = [event(n + i, id=f"e{n + i}") for i in range(100)]
-                n += len(batch)
-                r = c.post("/v1/events", json=batch)
-                if r.status_code == 201:
-                    acked.update((x["id"], x["seq"]) for x in r.json()["receipts"])
-                else:
-                    full.append(r)
-            assert full, "the disk never filled"
-            assert acked
+            acked, full = ingest_until_full(c, batch=100, refusals=3, seconds=90)
             for r in full:
-                assert r.status_code == 507, r.text
-                assert r.headers["content-type"] == "application/problem+json"
-                assert int(r.headers["retry-after"]) >= 1
-                body = r.json()
-                assert body["type"].endswith("storage-full"), body
-                assert "disk is full" in body["detail"] and "nothing" in body["detail"]
+                assert_storage_full(r)
+                assert "PostgreSQL's disk is full" in r.json()["detail"]
             disk.remount("64m")
-            deadline = time.monotonic() + 30
-            while True:
-                r = c.post("/v1/events", json=[event(0, id="after")])
-                if r.status_code == 201 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+            r = post_until_accepted(c, 30)
             assert r.status_code == 201, r.text
             acked["after"] = r.json()["receipts"][0]["seq"]
             assert srv.proc.poll() is None  # no restart

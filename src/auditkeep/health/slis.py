@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -432,64 +432,53 @@ class Slis(Collector):
             access = dict(self._access)
             canary = {k: (h.buckets(), h.total) for k, h in self._canary.items()}
             canary_failures = dict(self._canary_failures)
-        req = CounterMetricFamily("auditkeep_ingest_requests",
-                                  "Ingest requests answered, by source and status class",
-                                  labels=["source", "code"])
-        for (source, cls), c in sorted(requests.items()):
-            req.add_metric([source, cls], c)
-        yield req
-        lat = HistogramMetricFamily("auditkeep_delivery_latency_seconds",
-                                    "Server received to committed / searchable, by stage, "
-                                    "tenant and source", labels=["stage", "tenant", "source"])
-        for (stage, tenant, source), h in sorted(delivery.items()):
-            lat.add_metric([stage, tenant, source], h.buckets(), h.total)
-        yield lat
-        sk = HistogramMetricFamily("auditkeep_clock_skew_seconds",
-                                   "Server received minus the event's time (negative: the "
-                                   "producer's clock is ahead), one event a request",
-                                   labels=["source"])
-        for source, (b, total) in sorted(skew.items()):
-            sk.add_metric([source], b, total)
-        yield sk
-        q = HistogramMetricFamily("auditkeep_query_latency_seconds",
-                                  "Query latency, by kind", labels=["kind"])
-        for kind, (b, total) in sorted(queries.items()):
-            q.add_metric([kind], b, total)
-        yield q
-        ev = CounterMetricFamily("auditkeep_ingested_events",
-                                 "Events accepted by ingest, by tenant", labels=["tenant"])
-        for tenant, c in sorted(events.items()):
-            ev.add_metric([tenant], c)
-        yield ev
-        un = CounterMetricFamily("auditkeep_unknown_actor_events",
-                                 "Ingested events whose actor is anonymous, by tenant",
-                                 labels=["tenant"])
-        for tenant, c in sorted(unknown.items()):
-            un.add_metric([tenant], c)
-        yield un
-        integ = CounterMetricFamily("auditkeep_integrity_failures",
-                                    "Integrity checks that failed, by check", labels=["check"])
-        for check, c in sorted(integrity.items()):
-            integ.add_metric([check], c)
-        yield integ
-        acc = CounterMetricFamily("auditkeep_access_records",
-                                  "Records appended to _access logs, by action",
-                                  labels=["action"])
-        for action, c in sorted(access.items()):
-            acc.add_metric([action], c)
-        yield acc
-        can = HistogramMetricFamily("auditkeep_canary_latency_seconds",
-                                    "Synthetic canary: emit to each stage (total: the "
-                                    "whole round trip of a run that passed)",
-                                    labels=["stage"])
-        for stage, (b, total) in sorted(canary.items()):
-            can.add_metric([stage], b, total)
-        yield can
-        cf = CounterMetricFamily("auditkeep_canary_failures",
-                                 "Synthetic canary runs that failed, by the stage that failed",
-                                 labels=["stage"])
-        for stage, c in sorted(canary_failures.items()):
-            cf.add_metric([stage], c)
-        yield cf
+        yield _counter("auditkeep_ingest_requests",
+                       "Ingest requests answered, by source and status class",
+                       ["source", "code"], requests)
+        yield _histogram("auditkeep_delivery_latency_seconds",
+                         "Server received to committed / searchable, by stage, tenant and "
+                         "source", ["stage", "tenant", "source"],
+                         {k: (h.buckets(), h.total) for k, h in delivery.items()})
+        yield _histogram("auditkeep_clock_skew_seconds",
+                         "Server received minus the event's time (negative: the producer's "
+                         "clock is ahead), one event a request", ["source"], skew)
+        yield _histogram("auditkeep_query_latency_seconds", "Query latency, by kind",
+                         ["kind"], queries)
+        yield _counter("auditkeep_ingested_events", "Events accepted by ingest, by tenant",
+                       ["tenant"], events)
+        yield _counter("auditkeep_unknown_actor_events",
+                       "Ingested events whose actor is anonymous, by tenant", ["tenant"],
+                       unknown)
+        yield _counter("auditkeep_integrity_failures", "Integrity checks that failed, by check",
+                       ["check"], integrity)
+        yield _counter("auditkeep_access_records", "Records appended to _access logs, by action",
+                       ["action"], access)
+        yield _histogram("auditkeep_canary_latency_seconds",
+                         "Synthetic canary: emit to each stage (total: the whole round trip "
+                         "of a run that passed)", ["stage"], canary)
+        yield _counter("auditkeep_canary_failures",
+                       "Synthetic canary runs that failed, by the stage that failed",
+                       ["stage"], canary_failures)
         for fn in self._extra:
             yield from fn()
+
+
+def _labels(key: str | tuple[str, ...]) -> list[str]:
+    return [key] if isinstance(key, str) else list(key)
+
+
+def _counter(name: str, doc: str, labels: list[str],
+             values: Mapping[Any, int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for key, count in sorted(values.items()):
+        family.add_metric(_labels(key), count)
+    return family
+
+
+def _histogram(name: str, doc: str, labels: list[str],
+               values: Mapping[Any, tuple[list[tuple[str, float]], float]]
+               ) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, doc, labels=labels)
+    for key, (buckets, total) in sorted(values.items()):
+        family.add_metric(_labels(key), buckets, total)
+    return family
