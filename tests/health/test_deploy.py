@@ -92,7 +92,8 @@ def test_prometheus_rules_name_exported_metrics_and_runbooks(exported: set[str])
     doc = yaml.safe_load(RULES.read_text())
     rules = [r for g in doc["groups"] for r in g["rules"]]
     assert {r["alert"] for r in rules} == {"AuditkeepSloFastBurn", "AuditkeepSloSlowBurn",
-                                           "AuditkeepSloBudgetBurn"}
+                                           "AuditkeepSloBudgetBurn", "AuditkeepCanaryFailing",
+                                           "AuditkeepIntegrityFailure", "AuditkeepStorageFull"}
     for r in rules:
         assert not set(METRIC.findall(r["expr"])) - exported, r["alert"]
         url = r["annotations"]["runbook_url"]
