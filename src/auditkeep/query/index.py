@@ -23,7 +23,7 @@ from auditkeep.query import plans, rollups
 from auditkeep.query.ast import Node
 from auditkeep.query.fields import column_values, free_text, leaves, time_us
 from auditkeep.query.sql import Condition
-from auditkeep.storage.sqlite import Connections, mapped_errors
+from auditkeep.storage.sqlite import Connections, cache_kib, mapped_errors
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -150,7 +150,7 @@ class SearchIndex:
             self._writer = self._conns.new()
             # Index pages are touched at random as rows arrive (actors, actions, attrs
             # values); a larger cache for the one writer keeps more of them in memory.
-            self._writer.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+            self._writer.execute(f"PRAGMA cache_size = -{cache_kib(WRITER_CACHE_KIB)}")
             version = self._writer.execute("PRAGMA user_version").fetchone()[0]
             if version != SCHEMA_VERSION:
                 for table in TABLES:

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from auditkeep.errors import CorruptionError, FencedError, StorageError, StorageFull
+from auditkeep.errors import ConfigError, CorruptionError, FencedError, StorageError, StorageFull
 from auditkeep.log.merkle import EMPTY_ROOT
 from auditkeep.storage.base import (
     TILE_WIDTH,
@@ -82,6 +82,27 @@ def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 
+#: Caps every SQLite connection's page cache (MiB), the store's and the search index's
+#: alike, in this process and its children (docs/configuration.md "Memory"). The
+#: defaults are 64 MiB a store connection, 128 MiB an index reader, 512 MiB the index
+#: writer: RSS rises while they fill, for about as long as it takes to write that much.
+CACHE_ENV = "AUDITKEEP_SQLITE_CACHE_MIB"
+
+
+def cache_kib(default_kib: int) -> int:
+    """`default_kib`, or less when AUDITKEEP_SQLITE_CACHE_MIB caps it."""
+    raw = os.environ.get(CACHE_ENV, "").strip()
+    if not raw:
+        return default_kib
+    try:
+        cap = int(raw)
+    except ValueError:
+        raise ConfigError(f"{CACHE_ENV}={raw!r}: expected a whole number of MiB") from None
+    if cap < 1:
+        raise ConfigError(f"{CACHE_ENV}={raw!r}: expected at least 1 MiB")
+    return min(default_kib, cap * 1024)
+
+
 class Connections:
     """Connections to one SQLite file in WAL mode: one per thread for readers, so readers
     never block the single writer, plus any the owner opens for writing."""
@@ -100,7 +121,7 @@ class Connections:
                                timeout=30.0)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        conn.execute(f"PRAGMA cache_size=-{self._cache_kib}")
+        conn.execute(f"PRAGMA cache_size=-{cache_kib(self._cache_kib)}")
         conn.execute("PRAGMA busy_timeout=30000")
         with self._lock:
             self._all.append(conn)
