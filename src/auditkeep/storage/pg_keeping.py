@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -39,11 +40,9 @@ _HOLD_SET = ", ".join(f"{c} = excluded.{c}" for c in _HOLD_COLS.split(", ")[2:])
 class KeepingRows:
     """Purge, restore and the retention, hold, cosignature, witness-head and archive rows."""
 
-    def _read(self, what: str) -> contextlib.AbstractContextManager[_Conn]:
-        raise NotImplementedError  # PostgresBackend's
-
-    def _write(self, what: str) -> contextlib.AbstractContextManager[_Conn]:
-        raise NotImplementedError  # PostgresBackend's
+    # PostgresBackend's: a pooled connection, and one inside a transaction
+    _read: Callable[[str], contextlib.AbstractContextManager[_Conn]]
+    _write: Callable[[str], contextlib.AbstractContextManager[_Conn]]
 
     # purge and restore ------------------------------------------------------------
 

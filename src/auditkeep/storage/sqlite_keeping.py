@@ -48,9 +48,8 @@ class KeepingRows:
     _write_lock: threading.Lock
     _writer: sqlite3.Connection
     _reader: Callable[[], sqlite3.Connection]
-
-    def _write(self, what: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError  # SQLiteBackend's
+    # SQLiteBackend's: the writer inside a transaction, disk-full mapped to StorageFull
+    _write: Callable[[str], contextlib.AbstractContextManager[sqlite3.Connection]]
 
     @contextlib.contextmanager
     def _scrubbing_write(self, what: str) -> Iterator[sqlite3.Connection]:
