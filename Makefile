@@ -51,6 +51,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/archive.py
 	$(BIN)/python bench/evidence.py
 	$(BIN)/python bench/witness.py
+	$(BIN)/python bench/selfaudit.py
 	$(BIN)/python bench/scale.py  # needs PostgreSQL and NATS (docs/scaling.md)
 
 clean:
