@@ -89,6 +89,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: Every server the tests started: one a fixture failed to stop (an assertion in its
+#: set-up after the start) is killed when the session ends rather than left running.
+_STARTED: list[ServerProcess] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for s in _STARTED:
+        if s.proc.poll() is None:
+            s.kill()
+
+
 def start_server(data: DataDir, *extra: str, port: int | None = None) -> ServerProcess:
     """`auditkeep serve` in a child process on a loopback port (a free one unless given,
     e.g. to restart a server where its clients expect it); waits until ready."""
@@ -110,7 +121,9 @@ def start_server(data: DataDir, *extra: str, port: int | None = None) -> ServerP
             raise RuntimeError(f"server exited: {log_path.read_text()}")
         try:
             if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return ServerProcess(proc, url, data)
+                started = ServerProcess(proc, url, data)
+                _STARTED.append(started)
+                return started
         except httpx.HTTPError:
             time.sleep(0.05)
     proc.kill()
