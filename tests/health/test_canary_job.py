@@ -127,6 +127,45 @@ class TestFailures:
             n.close()
 
 
+class TestRevokedToken:
+    def test_a_revoked_token_fails_one_run_then_the_job_makes_a_new_one(
+            self, data_dir: DataDir, tmp_path: Path) -> None:
+        from click.testing import CliRunner
+
+        from auditkeep.auth import token_hash
+        from auditkeep.cli.main import cli
+
+        cfg = tmp_path / "auditkeep.yaml"
+        cfg.write_text("canary: {every: 1s, timeout: 20s}\n")
+        server = start_server(data_dir, "--config", str(cfg), "--ingest-workers", "0")
+        try:
+            _wait(server, 1)
+            secret = (data_dir.root / "canary.token").read_text().strip()
+            n = open_node(data_dir, with_index=False, indexer="none")
+            try:
+                held = n.store.token_by_hash(token_hash(secret))
+                assert held is not None
+            finally:
+                n.close()
+            res = CliRunner().invoke(cli, ["tokens", "revoke", held.id, "--data",
+                                           str(data_dir.root)])
+            assert res.exit_code == 0, res.output
+            deadline = time.monotonic() + 60
+            with server.client() as c:
+                while True:
+                    status = c.get("/v1/status").json()["canary"]
+                    failed = status["last_failure"]
+                    if failed is not None and status["last"]["ok"] and \
+                            status["last"]["at"] > failed["at"]:
+                        break  # a failure, then a run that passed again
+                    assert time.monotonic() < deadline, status
+                    time.sleep(0.2)
+            assert "HTTP 401" in failed["detail"] or "HTTP 403" in failed["detail"], failed
+            assert (data_dir.root / "canary.token").read_text().strip() != secret
+        finally:
+            server.stop()
+
+
 class TestToken:
     def test_the_token_is_reused_and_replaced_for_another_tenant(
             self, data_dir: DataDir) -> None:

@@ -137,6 +137,9 @@ class CanaryJob(BackgroundLoop):
             self.failures += 1
             self.last_failure = summary
             log.error("canary failed at %s: %s", result.failed, result.detail)
+            if result.detail is not None and ("HTTP 401" in result.detail
+                                              or "HTTP 403" in result.detail):
+                self._token = None  # revoked or re-scoped: the next run makes a new one
         record(self._node, result, seconds, self.url)
         return False
 
