@@ -12,8 +12,8 @@ and growth after it is memory something else holds (0 keeps the defaults).
 Samples the RSS of the server and its child processes every 10 s. After a warm-up (the
 first tenth of the run, at least 20 s), the baseline is the RSS right then; the check
 compares the mean RSS of the last third of the samples with the first third: growth
-over --max-growth-mb, or an RSS rising across every sixth of the run by over a sixth of it (a leak's
-monotone trend), fails the soak (exit 1) with the figures.
+over --max-growth-mb, or an RSS rising across every sixth of the run by more than a
+sixth of that limit in all (a leak's trend), fails the soak (exit 1) with the figures.
 """
 
 from __future__ import annotations
