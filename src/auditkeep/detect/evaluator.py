@@ -25,6 +25,7 @@ import orjson
 from auditkeep.detect.rules import Rule
 from auditkeep.detect.ruleset import RuleSet
 from auditkeep.detect.view import EventView
+from auditkeep.pipeline.prepare import epoch_of
 
 StateKey = tuple[str, str]
 Link = list[Any]  # [t, log, seq, id]
@@ -43,8 +44,9 @@ class Fired:
 
 
 def epoch(stamp: str) -> float:
+    """epoch_of, with 0.0 (the clock's time, for alert latency) for a malformed stamp."""
     try:
-        return datetime.fromisoformat(stamp).timestamp()
+        return epoch_of(stamp)
     except ValueError:
         return 0.0
 

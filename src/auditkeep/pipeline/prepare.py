@@ -80,6 +80,11 @@ def dedup_key(event_id: str, *, assigned: bool = False) -> int:
     return int.from_bytes(hashlib.sha256(event_id.encode()).digest()[:8], "big", signed=True)
 
 
+def epoch_of(stamp: str) -> float:
+    """A stored RFC 3339 timestamp (format_time's form) as epoch seconds."""
+    return datetime.fromisoformat(stamp).timestamp()
+
+
 def format_time(dt: datetime) -> str:
     """RFC 3339 in UTC with microseconds and `Z`: the one timestamp form we store."""
     if dt.tzinfo is not UTC:

@@ -5,9 +5,8 @@ in the server process or in an ingest worker (server/workers.py), so both answer
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
-from auditkeep.pipeline.prepare import Pending, prepare
+from auditkeep.pipeline.prepare import Pending, epoch_of, prepare
 from auditkeep.pipeline.validate import decode_events
 from auditkeep.server.pipelines import Pipelines
 
@@ -65,11 +64,6 @@ def batch_facts(pendings: list[Pending]) -> BatchFacts | None:
     if not pendings:
         return None
     first = pendings[0].fields
-    received = epoch(first["received"])
+    received = epoch_of(first["received"])
     unknown = sum(1 for p in pendings if p.fields["actor"].get("type") == "anonymous")
-    return BatchFacts(received, received - epoch(first["time"]), unknown)
-
-
-def epoch(stamp: str) -> float:
-    """An RFC 3339 UTC text (format_time's form) as epoch seconds."""
-    return datetime.fromisoformat(stamp).timestamp()
+    return BatchFacts(received, received - epoch_of(first["time"]), unknown)
