@@ -89,6 +89,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # tests.services is imported here, not above: a module of pytest_plugins imported
+    # before pytest registers it would miss assertion rewriting.
+    from tests.services import TEST_STREAM_BYTES
+
+    # Servers the tests start with --bus make their stream this size.
+    os.environ.setdefault("AUDITKEEP_BUS_MAX_BYTES", str(TEST_STREAM_BYTES))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    from tests.services import delete_stale_test_streams
+
+    if not hasattr(session.config, "workerinput"):  # once, before xdist starts workers
+        gone = delete_stale_test_streams()
+        if gone:
+            print(f"deleted {len(gone)} test streams an earlier run left on NATS")
+
+
 #: Every server the tests started: one a fixture failed to stop (an assertion in its
 #: set-up after the start) is killed when the session ends rather than left running.
 _STARTED: list[ServerProcess] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from auditkeep.bus.client import Bus
 from auditkeep.log.keys import KeyRing
 from auditkeep.log.service import LogService
 from auditkeep.storage.sqlite import SQLiteBackend
+from tests.services import TEST_STREAM_BYTES
 
 
 @pytest.fixture
@@ -48,19 +48,17 @@ def logs(store: SQLiteBackend, keys: Path) -> Iterator[LogService]:
 
 @pytest.fixture
 def make_bus(nats_url: str, bus_prefix: str) -> Iterator[Callable[..., Bus]]:
-    """Connections to the test's own stream (deleted at teardown)."""
+    """Connections to the test's own stream (`bus_prefix` deletes it at teardown)."""
     made: list[Bus] = []
 
     def make(**options: Any) -> Bus:
+        options.setdefault("max_bytes", TEST_STREAM_BYTES)
         bus = Bus(nats_url, stream=bus_prefix, prefix=bus_prefix.lower(), **options)
         bus.connect()
         made.append(bus)
         return bus
 
     yield make
-    if made:
-        with contextlib.suppress(Exception):
-            made[0].call(made[0].js.delete_stream(bus_prefix)).result(10)
     for bus in made:
         bus.close()
 

@@ -104,6 +104,15 @@ class TestStart:
         assert text.startswith("NATS refused to create stream DENIED: ")
         assert "ermissions" in text and "\n" not in text and "pw" not in text
 
+    def test_a_limit_jetstream_cannot_reserve_is_one_line_that_says_what_to_lower(
+            self, make_bus: Callable[..., Bus]) -> None:
+        with pytest.raises(ConfigError) as caught:
+            make_bus(max_bytes=1 << 60)  # an exbibyte: no disk here has that free
+        text = str(caught.value)
+        assert "insufficient storage" in text and "(code 10047)" in text, text
+        assert "(1048576 TiB)" in text and "lower --bus-max-bytes" in text, text
+        assert "\n" not in text
+
     def test_an_existing_stream_is_updated_to_the_settings(
             self, make_bus: Callable[..., Bus]) -> None:
         make_bus(max_bytes=1 << 20)

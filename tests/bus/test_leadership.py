@@ -19,6 +19,7 @@ from auditkeep.storage.sqlite import SQLiteBackend
 from tests.bus.conftest import eventually, log_service
 from tests.bus.test_end_to_end import stored_ids
 from tests.log.test_sequencer import pendings
+from tests.services import TEST_STREAM_BYTES
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ _LEADER = textwrap.dedent("""
     store = SQLiteBackend(db)
     ring = KeyRing(store, __import__("pathlib").Path(keys))
     ring.ensure()
-    bus = Bus(url, stream=stream, prefix=stream.lower())
+    bus = Bus(url, stream=stream, prefix=stream.lower(), max_bytes=int(sys.argv[5]))
     bus.connect()
     seqs = BusSequencers(bus, LogService(store, ring, origin_prefix="bus.test"), "killed:1",
                          lease_ttl=1.0, scan_interval=0.05)
@@ -84,7 +85,8 @@ def test_a_killed_leader_is_replaced_after_its_lease_lapses_with_no_gap_or_repea
     store.open_log("acme", logs.origin("acme"))
     logs.keys.ensure()
     proc = subprocess.Popen([sys.executable, "-c", _LEADER, nats_url, bus_prefix,
-                             str(store.path), str(keys)], stdout=subprocess.PIPE,
+                             str(store.path), str(keys), str(TEST_STREAM_BYTES)],
+                            stdout=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": "src"})
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"leading\n"
@@ -118,7 +120,8 @@ def test_a_paused_leader_that_wakes_after_a_takeover_commits_nothing(
     store.open_log("acme", logs.origin("acme"))
     logs.keys.ensure()
     proc = subprocess.Popen([sys.executable, "-c", _LEADER, nats_url, bus_prefix,
-                             str(store.path), str(keys)], stdout=subprocess.PIPE,
+                             str(store.path), str(keys), str(TEST_STREAM_BYTES)],
+                            stdout=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": "src"})
     standby = BusSequencers(bus, logs, "standby:3", lease_ttl=1.0, scan_interval=0.05)
     try:

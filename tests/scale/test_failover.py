@@ -8,7 +8,6 @@ log has no seq gap, no two signed checkpoints of one size have different roots, 
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import signal
@@ -21,6 +20,7 @@ import httpx
 import orjson
 import psycopg
 import pytest
+from nats.js.api import StreamInfo
 
 from auditkeep.datadir import DataDir
 from auditkeep.storage.open import open_store
@@ -74,21 +74,7 @@ class Cluster:
 def cluster(tmp_path: Path, pg_url: str, nats_url: str, bus_prefix: str) -> Iterator[Cluster]:
     c = Cluster(DataDir(tmp_path / "data"), pg_url, nats_url, bus_prefix)
     yield c
-    c.close()
-    _delete_stream(nats_url, bus_prefix)
-
-
-def _delete_stream(nats_url: str, stream: str) -> None:
-    import asyncio
-
-    import nats
-
-    async def run() -> None:
-        nc = await nats.connect(nats_url)
-        with contextlib.suppress(Exception):  # gone already is fine
-            await nc.jetstream().delete_stream(stream)
-        await nc.close()
-    asyncio.run(run())
+    c.close()  # bus_prefix deletes the stream
 
 
 class Load:
@@ -304,6 +290,8 @@ def test_bad_configuration_is_one_line_and_a_non_zero_exit(
         ("--storage", pg_url, "--bus", "nats://127.0.0.1:1", "--role", "ingest"),
         ("--role", "sequencer"),
         ("--bus", nats_url),
+        ("--storage", pg_url, "--bus", nats_url, "--bus-max-bytes", "8 parsecs"),
+        ("--storage", pg_url, "--bus", nats_url, "--bus-max-bytes", "1KiB"),
     ]
     for args in cases:
         r = ak("serve", "--data", data, "--port", "0", *args)
@@ -312,3 +300,28 @@ def test_bad_configuration_is_one_line_and_a_non_zero_exit(
         assert len(lines) == 1, (args, r.stderr)
         assert "Traceback" not in r.stderr
         assert "s3cret" not in r.stderr  # never the password
+
+
+def test_the_stream_is_made_with_the_size_limit_given(
+        tmp_path: Path, pg_url: str, nats_url: str, bus_prefix: str) -> None:
+    s = start_server(DataDir(tmp_path / "d"), "--storage", pg_url, "--bus", nats_url,
+                     "--bus-stream", bus_prefix, "--bus-max-bytes", "48MiB", "--role",
+                     "ingest", "--ingest-workers", "0", "--pii-scan-interval", "0")
+    try:
+        assert stream_info(nats_url, bus_prefix).config.max_bytes == 48 << 20
+    finally:
+        s.stop()
+
+
+def stream_info(nats_url: str, stream: str) -> StreamInfo:
+    import asyncio
+
+    import nats
+
+    async def run() -> StreamInfo:
+        nc = await nats.connect(nats_url)
+        try:
+            return await nc.jetstream().stream_info(stream)
+        finally:
+            await nc.close()
+    return asyncio.run(run())

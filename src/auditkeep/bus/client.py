@@ -41,6 +41,9 @@ _T = TypeVar("_T")
 GIB = 1024**3
 #: JetStream's "maximum messages/bytes exceeded": the stream is full (discard=new).
 _STREAM_FULL = frozenset({10077, 10078})
+#: JetStream's "insufficient storage resources": it reserves a file stream's max_bytes
+#: on its disk when the stream is made, and has less than that left.
+_NO_STORAGE = 10047
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,13 @@ class BusSettings:
     @property
     def subjects(self) -> str:
         return f"{self.prefix}.ingest.>"
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} bytes"
 
 
 def _reason(exc: BaseException | None) -> str:
@@ -162,8 +172,12 @@ class Bus:
         except nats.errors.NoRespondersError:
             raise ConfigError(f"NATS at {where} has no JetStream (start it with -js)") from None
         except nats.js.errors.APIError as exc:
+            hint = ""
+            if exc.err_code == _NO_STORAGE:
+                hint = (f"; JetStream reserves the stream's limit ({_size(s.max_bytes)}) on "
+                        "its disk: free JetStream storage or lower --bus-max-bytes")
             raise ConfigError(f"NATS refused to {action} stream {s.stream}: "
-                              f"{_reason(exc)}") from None
+                              f"{_reason(exc)}{hint}") from None
         except (TimeoutError, nats.errors.Error) as exc:
             # A denied subject gets no answer, only an -ERR the error callback saw.
             cause = self._last_error if self._last_error is not None else exc

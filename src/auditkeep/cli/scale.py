@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import click
 
 from auditkeep.errors import ConfigError
 from auditkeep.storage.open import is_postgres
@@ -36,6 +39,7 @@ class ScaleOptions:
     stream: str
     replicas: int
     lease_ttl: float
+    max_bytes: int = 8 * 1024**3
 
     @property
     def indexes(self) -> bool:
@@ -68,7 +72,7 @@ class ScaleOptions:
         # The subjects are named after the stream (AUDITKEEP: auditkeep.ingest.<log>),
         # so two deployments sharing one NATS server never overlap.
         bus = Bus(self.bus, stream=self.stream, prefix=self.stream.lower(),
-                  replicas=self.replicas)
+                  replicas=self.replicas, max_bytes=self.max_bytes)
         # A refused start is one line (the ConfigError); the client's warnings about the
         # same refusal would add more, so they are held back until it is connected.
         client_log = logging.getLogger("auditkeep.bus.client")
@@ -82,6 +86,30 @@ class ScaleOptions:
         finally:
             client_log.setLevel(level)
         return BusConnection(self, bus, BusAppender(bus))
+
+
+_UNITS = {"": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+          "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+class ByteSize(click.ParamType[int]):
+    """A size: bytes, or a number with KiB/MiB/GiB/TiB (or KB/MB/GB/TB) after it."""
+
+    name = "SIZE"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(value))
+        unit = m and _UNITS.get(m.group(2).lower())
+        if m is None or unit is None:
+            self.fail(f"{value!r} is not a size (e.g. 8GiB, 512MiB or a number of bytes)",
+                      param, ctx)
+        size = int(float(m.group(1)) * unit)
+        if size < 1 << 20:
+            self.fail(f"{value!r} is below 1 MiB", param, ctx)
+        return size
 
 
 def holder_name() -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 import uvicorn
 
-from auditkeep.cli.scale import BusConnection, ScaleOptions
+from auditkeep.cli.scale import BusConnection, ByteSize, ScaleOptions
 from auditkeep.datadir import DataDir, Node, data_dir, open_node
 from auditkeep.errors import ConfigError
 from auditkeep.pipeline.config import ServerConfig, load_config
@@ -47,6 +47,10 @@ if TYPE_CHECKING:
               envvar="AUDITKEEP_BUS_STREAM", help="The JetStream stream (created if absent).")
 @click.option("--bus-replicas", default=1, show_default=True, type=click.IntRange(1, 5),
               envvar="AUDITKEEP_BUS_REPLICAS", help="Replicas of the stream (3 in production).")
+@click.option("--bus-max-bytes", default="8GiB", show_default=True, type=ByteSize(),
+              envvar="AUDITKEEP_BUS_MAX_BYTES",
+              help="The stream's size limit, which JetStream reserves on its disk; a full "
+                   "stream answers ingest with 503 [env AUDITKEEP_BUS_MAX_BYTES].")
 @click.option("--lease-ttl", default=5.0, show_default=True, metavar="SECONDS",
               type=click.FloatRange(min=0.5), envvar="AUDITKEEP_LEASE_TTL",
               help="How long a sequencer's hold on a log lasts unrenewed (failover time).")
@@ -99,7 +103,8 @@ if TYPE_CHECKING:
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(data: str | None, storage: str | None, bus: str | None, role: str, bus_stream: str,
-          bus_replicas: int, lease_ttl: float, host: str, port: int, origin_prefix: str,
+          bus_replicas: int, bus_max_bytes: int, lease_ttl: float, host: str, port: int,
+          origin_prefix: str,
           queue_limit: int, indexer: str, ingest_workers: int | None, config_file: str | None,
           syslog_tcp: str | None,
           syslog_udp: str | None, syslog_tenant: str, syslog_tls_cert: str | None,
@@ -125,7 +130,7 @@ def serve(data: str | None, storage: str | None, bus: str | None, role: str, bus
             syslog_tls_cert = syslog_tls_cert or (str(sl.tls_cert) if sl.tls_cert else None)
             syslog_tls_key = syslog_tls_key or (str(sl.tls_key) if sl.tls_key else None)
     d = data_dir(data, storage)
-    scale = ScaleOptions(bus, role, bus_stream, bus_replicas, lease_ttl)
+    scale = ScaleOptions(bus, role, bus_stream, bus_replicas, lease_ttl, bus_max_bytes)
     scale.check(d)
     first = not d.exists()
     connection = scale.connect(d)  # before the node: a bad bus URL is one line, early
