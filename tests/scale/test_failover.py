@@ -58,7 +58,14 @@ class Cluster:
                 if any(p.proc.pid == pid and p.proc.poll() is None for p in self.procs):
                     return pid
             time.sleep(0.1)
-        raise AssertionError("no live leader for log default")
+        with psycopg.connect(self.pg_url) as c:
+            leases = c.execute("SELECT l.holder, l.epoch, l.expires, clock_timestamp() "
+                               "FROM leases l").fetchall()
+        logs = {p.proc.pid: (p.proc.poll(), _tail(self.data.root.parent /
+                                                  f"server-{p.url.rsplit(':', 1)[1]}.log"))
+                for p in self.procs}
+        raise AssertionError(f"no live leader for log default; leases {leases}; "
+                             f"servers (pid: exit, log tail) {logs}")
 
     def by_pid(self, pid: int) -> ServerProcess:
         return next(p for p in self.procs if p.proc.pid == pid)
@@ -68,6 +75,10 @@ class Cluster:
             if p.proc.poll() is None:
                 p.proc.send_signal(signal.SIGCONT)
                 p.kill()
+
+
+def _tail(path: Path, lines: int = 8) -> list[str]:
+    return path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
 
 
 @pytest.fixture
