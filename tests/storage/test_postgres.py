@@ -4,6 +4,9 @@ database (migrations, leases, commits racing), the error boundary and the stored
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,10 +20,20 @@ from auditkeep.log import merkle
 from auditkeep.storage.base import Commit, DetectCommit, Erasure, Lease
 from auditkeep.storage.codec import unpack_entries, unpack_json
 from auditkeep.storage.pg_schema import MIGRATIONS
-from auditkeep.storage.postgres import CONNECT_TIMEOUT, PostgresBackend
+from auditkeep.storage.postgres import CONNECT_TIMEOUT, IDLE_IN_TRANSACTION, PostgresBackend
 from tests.services import PG_URL, missing, pg_available, with_schema
 
 T = TypeVar("T")
+
+_STUCK = """
+import sys, time
+from auditkeep.storage.postgres import PostgresBackend
+store = PostgresBackend(sys.argv[1])
+with store._write("holding the lease row") as w:
+    w.execute("SELECT 1 FROM leases WHERE log_id = %s FOR UPDATE", (int(sys.argv[2]),))
+    print("locked", flush=True)
+    time.sleep(600)
+"""
 
 
 @pytest.fixture
@@ -198,6 +211,26 @@ class TestSharedDatabase:
         assert info is not None and (info.size, info.root) == (300, winner.root)
         assert [e for b in pg.read_bundles(log.id, 0, 300) for e in b.entries] == winner.entries
         assert pg.subject_seqs(log.id, [5]) == [0]
+
+    def test_a_holder_stuck_inside_a_commit_does_not_keep_a_standby_from_the_lease(
+            self, pg: PostgresBackend, pg_url: str) -> None:
+        log = pg.open_log("acme", "o/acme")
+        assert pg.acquire_lease(log.id, "stuck", 0.5) is not None
+        # Another process takes the lease row as a commit does, then goes silent
+        # mid-transaction (paused, frozen) and never ends it.
+        stuck = subprocess.Popen([sys.executable, "-c", _STUCK, pg_url, str(log.id)],
+                                 stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": "src"})
+        try:
+            assert stuck.stdout is not None and stuck.stdout.readline() == b"locked\n"
+            time.sleep(0.6)  # the lease lapses; its row is still locked
+            started = time.monotonic()
+            lease = pg.acquire_lease(log.id, "standby", 5.0)
+            waited = time.monotonic() - started
+            assert lease is not None and lease.holder == "standby" and lease.epoch == 2
+            assert waited < IDLE_IN_TRANSACTION + 10, waited
+        finally:
+            stuck.kill()
+            stuck.communicate()
 
     def test_the_secret_is_made_once_across_backends(
             self, pg: PostgresBackend, pg2: PostgresBackend) -> None:

@@ -66,7 +66,17 @@ from auditkeep.storage.rows import split_digests as _split_digests
 from auditkeep.storage.rows import token_record as _token
 
 CONNECT_TIMEOUT = 5  # seconds, unless the URL says otherwise
+#: PostgreSQL ends a session whose transaction has waited this long for its client
+#: (seconds). A commit locks its lease's row; a leader paused inside one (a VM freeze, a
+#: stopped process) would otherwise keep that lock, and with it every standby from
+#: taking over the expired lease, for as long as the pause lasts. Ended, its transaction
+#: rolls back and nothing of it was acknowledged.
+IDLE_IN_TRANSACTION = 5
 _Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+def _configure(conn: _Conn) -> None:
+    conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}s'")
 
 
 @contextlib.contextmanager
@@ -112,6 +122,7 @@ class PostgresBackend(KeepingRows):
                 f"{_first_line(exc)}")) from None
         self._pool: ConnectionPool[_Conn] = ConnectionPool(
             conninfo, min_size=1, max_size=max(pool_size, 1), kwargs={"autocommit": True},
+            configure=_configure,
             # a call waits this long for a connection, then fails (StorageError), not 30 s
             timeout=float(params["connect_timeout"]) + 5, open=False, name="auditkeep")
         try:
