@@ -19,6 +19,7 @@ import bisect
 import contextlib
 import getpass
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -75,6 +76,15 @@ IDLE_IN_TRANSACTION = 5
 _Conn = psycopg.Connection[tuple[Any, ...]]
 
 
+def _this_process() -> str:
+    """How a lease names this process's sequencers (`cli/scale.py` `holder_name`)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _session_name(holder: str) -> str:
+    return f"auditkeep {holder}"[:63]  # PostgreSQL keeps 63 bytes of it
+
+
 def _configure(conn: _Conn) -> None:
     conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}s'")
 
@@ -106,7 +116,9 @@ class PostgresBackend(KeepingRows):
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         params = _parse_url(url)
         params.setdefault("connect_timeout", str(CONNECT_TIMEOUT))
-        params.setdefault("application_name", "auditkeep")  # what pg_stat_activity shows
+        # What pg_stat_activity shows: the process as a lease names its holder (host:pid),
+        # so a standby can end the sessions of a holder whose lease expired.
+        params.setdefault("application_name", _session_name(_this_process()))
         self._where = _describe(params)
         conninfo = make_conninfo(**params)
         self._secret = params.get("password")
@@ -253,7 +265,26 @@ class PostgresBackend(KeepingRows):
     def acquire_lease(self, log_id: int, holder: str, ttl: float) -> Lease | None:
         # One statement, so two processes racing for a free or expired lease serialize
         # on its row: the loser's WHERE sees the winner's live lease and returns nothing.
+        try:
+            return self._take_lease(log_id, holder, ttl)
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, psycopg.errors.LockNotAvailable):
+                raise
+        # The row is locked past its expiry: its holder is paused inside a commit, with
+        # the commit's statements sent and not yet synced, where PostgreSQL's
+        # idle_in_transaction_session_timeout does not reach. End that holder's sessions
+        # (its lease is over; what it was committing was never acknowledged) and try
+        # again on the next round.
+        with self._read(f"ending the sessions of log {log_id}'s expired holder") as c:
+            c.execute("SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a "
+                      "JOIN leases l ON a.application_name = left('auditkeep ' || l.holder, "
+                      "63) WHERE l.log_id = %s AND l.expires <= clock_timestamp() "
+                      "AND a.pid <> pg_backend_pid() AND a.state <> 'idle'", (log_id,))
+        return None
+
+    def _take_lease(self, log_id: int, holder: str, ttl: float) -> Lease | None:
         with self._write(f"taking the lease of log {log_id}") as w:
+            w.execute("SET LOCAL lock_timeout = '1s'")
             row = w.execute(
                 "INSERT INTO leases AS l (log_id, holder, epoch, expires) "  # noqa: S608 -- a constant column list
                 "VALUES (%s, %s, 1, clock_timestamp() + make_interval(secs => %s)) "
